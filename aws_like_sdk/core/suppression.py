@@ -1,0 +1,26 @@
+"""A context flag that switches instrumentation off for the SDK's own I/O.
+
+The sampling connector and emitters run inside :func:`suppress_tracing`; every patch checks
+:func:`is_suppressed` first, so the SDK never traces itself. Being a ContextVar, the flag is
+per thread and per asyncio task.
+"""
+import contextlib
+from contextvars import ContextVar
+from typing import Iterator
+
+_SUPPRESSED: ContextVar[bool] = ContextVar('aws_like_sdk_suppressed', default=False)
+
+
+def is_suppressed() -> bool:
+    """Return True while inside :func:`suppress_tracing`."""
+    return _SUPPRESSED.get()
+
+
+@contextlib.contextmanager
+def suppress_tracing() -> Iterator[None]:
+    """Disable all instrumentation in the current context for the duration of the block."""
+    token = _SUPPRESSED.set(True)
+    try:
+        yield
+    finally:
+        _SUPPRESSED.reset(token)

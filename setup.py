@@ -1,0 +1,4 @@
+"""Packaging entry point; metadata lives in setup.cfg."""
+from setuptools import setup
+
+setup()
