@@ -1,0 +1,117 @@
+"""Send finished entities to the daemon as UDP datagrams. Never raises into the application."""
+import logging
+import os
+import socket
+import threading
+from typing import Optional, Tuple
+
+from ..daemon_config import DEFAULT_ADDRESS, DaemonConfig
+from ..exceptions.exceptions import InvalidDaemonAddressException
+from .encoding import PROTOCOL_DELIMITER, PROTOCOL_HEADER, to_datagrams  # noqa: F401 - re-exported
+
+log = logging.getLogger(__name__)
+
+DEFAULT_DAEMON_ADDRESS = DEFAULT_ADDRESS
+
+
+class UDPEmitter:
+    """One datagram per document: ``{"format":"json","version":1}\\n`` + compact JSON.
+
+    The socket is created on first send (nothing happens at import) and again after ``fork()``; the
+    address is resolved once. Documents over the datagram limit are split or shrunk, never lost.
+    A failing send is logged once per cause and counted in ``dropped``.
+
+    Args:
+        daemon_address: ``host:port`` or ``tcp:host:port udp:host:port``;
+            ``AWS_XRAY_DAEMON_ADDRESS`` wins.
+    """
+
+    def __init__(self, daemon_address: str = DEFAULT_DAEMON_ADDRESS) -> None:
+        self._lock = threading.Lock()
+        self._socket: Optional[socket.socket] = None
+        self._socket_pid = 0
+        self._target: Optional[Tuple[str, int]] = None
+        self._failures_logged: set = set()
+        self.sent = 0
+        self.dropped = 0
+        try:
+            config = DaemonConfig(daemon_address)
+        except InvalidDaemonAddressException as exc:
+            # Never fail at import time; configure(daemon_address=...) raises for a bad value.
+            log.error('%s Using %s until configure() sets a valid address.', exc, DEFAULT_ADDRESS)
+            self._ip, self._port = '127.0.0.1', 2000
+            return
+        self._ip, self._port = config.udp_ip, config.udp_port
+
+    def send_entity(self, entity) -> None:
+        """Serialise ``entity`` and send it; errors are logged and the document dropped."""
+        try:
+            payloads = to_datagrams(entity.to_dict())
+        except Exception:  # noqa: BLE001 - a bad entity must never break the application
+            log.exception('Failed to serialise entity %r; dropped.', getattr(entity, 'name', None))
+            self.dropped += 1
+            return
+        for payload in payloads:
+            self._send_data(payload)
+
+    def set_daemon_address(self, address: Optional[str]) -> None:
+        """Point the emitter at ``address`` (the environment variable still wins).
+
+        Raises:
+            InvalidDaemonAddressException: when the effective address cannot be parsed.
+        """
+        if not address and not os.environ.get('AWS_XRAY_DAEMON_ADDRESS'):
+            return
+        config = DaemonConfig(address)
+        with self._lock:
+            self._ip, self._port = config.udp_ip, config.udp_port
+            self._target = None
+
+    @property
+    def ip(self) -> str:
+        return self._ip
+
+    @property
+    def port(self) -> int:
+        return self._port
+
+    def _send_data(self, data: bytes) -> None:
+        try:
+            sock, target = self._socket_and_target()
+            sock.sendto(data, target)
+        except Exception as exc:  # noqa: BLE001 - emission never raises into the app
+            self.dropped += 1
+            cause = (type(exc).__name__, getattr(exc, 'errno', None))
+            if cause not in self._failures_logged:
+                self._failures_logged.add(cause)
+                log.error('Failed to send entity to Daemon at %s:%s: %s (further %s failures are logged '
+                          'at debug level).', self._ip, self._port, exc, cause[0])
+            else:
+                log.debug('Failed to send entity to Daemon: %s', exc)
+            return
+        self.sent += 1
+        if self._failures_logged:
+            self._failures_logged.clear()
+            log.info('Sending to the daemon at %s:%s works again.', self._ip, self._port)
+
+    def _socket_and_target(self) -> Tuple[socket.socket, Tuple[str, int]]:
+        sock, target = self._socket, self._target
+        if sock is not None and target is not None and self._socket_pid == os.getpid():
+            return sock, target
+        with self._lock:
+            if self._socket is None or self._socket_pid != os.getpid():
+                # After fork the parent's socket is shared; the child gets its own.
+                new_sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+                new_sock.setblocking(False)
+                self._socket, self._socket_pid = new_sock, os.getpid()
+            if self._target is None:
+                info = socket.getaddrinfo(self._ip, self._port, socket.AF_INET, socket.SOCK_DGRAM)
+                self._target = info[0][4]
+            return self._socket, self._target
+
+    def close(self) -> None:
+        """Close the socket; the next send opens a new one."""
+        with self._lock:
+            if self._socket is not None:
+                self._socket.close()
+            self._socket = None

@@ -1,0 +1,230 @@
+"""Entity: what segments and subsegments share (ids, timing, http, annotations, metadata, cause)."""
+import logging
+import math
+import os
+import time
+from typing import Any, Dict, Optional
+
+from ..exceptions.exceptions import AlreadyEndedException
+from ..utils.conversion import metadata_to_dict
+from . import http
+from .throwable import Throwable
+
+log = logging.getLogger(__name__)
+
+ORIGIN_TRACE_HEADER_ATTR_KEY = '_origin_trace_header'
+
+# Characters the X-Ray backend rejects in names.
+_NAME_STRIP_TABLE = str.maketrans('', '', '?;*()!$~^<>')
+_ANNOTATION_KEY_CHARS = frozenset('abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_')
+_ANNOTATION_TYPES = (str, bool, int, float)
+_REQUEST_KEYS = frozenset(http.request_keys)
+_RESPONSE_KEYS = frozenset(http.response_keys)
+
+
+def sanitize_name(name: Any) -> str:
+    """Drop the characters the backend rejects, warning once per call that changed something."""
+    if not isinstance(name, str):
+        name = str(name)
+    cleaned = name.translate(_NAME_STRIP_TABLE)
+    if len(cleaned) != len(name):
+        log.warning('Removed invalid characters from entity name %r.', name)
+    return cleaned
+
+
+class Entity:
+    """Base class of Segment and Subsegment. Mutators raise AlreadyEndedException once closed."""
+
+    def __init__(self, name: str, entity_id: Optional[str] = None) -> None:
+        self.id = entity_id or os.urandom(8).hex()
+        self.name = sanitize_name(name)
+        self.start_time = time.time()
+        self.parent_id: Optional[str] = None
+        self.sampled = True
+        self.in_progress = True
+        self.end_time: Optional[float] = None
+        self.http: Dict[str, Dict[str, Any]] = {}
+        self.annotations: Dict[str, Any] = {}
+        self.metadata: Dict[str, Dict[str, Any]] = {}
+        self.aws: Dict[str, Any] = {}
+        self.cause: Any = {}
+        self.subsegments: list = []
+        self.error = False
+        self.fault = False
+        self.throttle = False
+        self._origin_trace_header = None
+
+    # -- lifecycle -------------------------------------------------------------------------------
+    def close(self, end_time: Optional[float] = None) -> None:
+        """Close the entity, stamping ``end_time`` (now when not given)."""
+        self._check_ended()
+        self.end_time = end_time if end_time is not None else time.time()
+        self.in_progress = False
+
+    def add_subsegment(self, subsegment) -> None:
+        """Attach ``subsegment`` as a child of this entity."""
+        self._check_ended()
+        subsegment.parent_id = self.id
+        if not self.sampled and subsegment.sampled:
+            log.warning('A sampled subsegment %r was added to an unsampled parent %r; it will be orphaned.',
+                        subsegment.name, self.name)
+        self.subsegments.append(subsegment)
+
+    def remove_subsegment(self, subsegment) -> None:
+        """Detach ``subsegment`` (used when it is streamed out on its own)."""
+        try:
+            self.subsegments.remove(subsegment)
+        except ValueError:
+            log.debug('Subsegment %r is not a child of %r.', subsegment.name, self.name)
+
+    # -- data ------------------------------------------------------------------------------------
+    def put_http_meta(self, key: str, value: Any) -> None:
+        """Record one ``http`` field; unknown keys are logged and ignored, None values skipped."""
+        self._check_ended()
+        if value is None:
+            return
+        if key == http.STATUS:
+            if isinstance(value, str):
+                try:
+                    value = int(value)
+                except ValueError:
+                    log.warning('Ignoring non-integer HTTP status %r.', value)
+                    return
+            self.apply_status_code(value)
+        if key in _REQUEST_KEYS:
+            self.http.setdefault('request', {})[key] = value
+        elif key in _RESPONSE_KEYS:
+            self.http.setdefault('response', {})[key] = value
+        else:
+            log.warning('Ignoring unsupported key %r in http meta.', key)
+
+    def put_annotation(self, key: str, value: Any) -> None:
+        """Add an indexed annotation. Keys are letters, digits and ``_``; values str, number or bool."""
+        self._check_ended()
+        if not isinstance(key, str) or not key or not _ANNOTATION_KEY_CHARS.issuperset(key):
+            log.warning('Ignoring annotation with invalid key %r: use only letters, digits and underscore.', key)
+            return
+        if not isinstance(value, _ANNOTATION_TYPES):
+            log.warning('Ignoring annotation %r: value of type %s is not str, number or bool.',
+                        key, type(value).__name__)
+            return
+        if isinstance(value, float) and not math.isfinite(value):
+            log.warning('Ignoring annotation %r: %r is not valid JSON.', key, value)
+            return
+        self.annotations[key] = value
+
+    def put_metadata(self, key: str, value: Any, namespace: str = 'default') -> None:
+        """Add non-indexed metadata under ``namespace`` (``AWS.`` namespaces are reserved)."""
+        self._check_ended()
+        if not isinstance(namespace, str):
+            log.warning('Ignoring metadata %r: namespace %r is not a string.', key, namespace)
+            return
+        if namespace.startswith('AWS.'):
+            log.warning('Ignoring metadata %r: namespace %r is reserved for AWS.', key, namespace)
+            return
+        if not isinstance(key, str):
+            key = str(key)
+        bucket = self.metadata.get(namespace)
+        if bucket is None:
+            self.metadata[namespace] = {key: value}
+        else:
+            bucket[key] = value
+
+    def set_aws(self, aws_meta: Dict[str, Any]) -> None:
+        """Replace the ``aws`` block."""
+        self._check_ended()
+        self.aws = aws_meta
+
+    def add_throttle_flag(self) -> None:
+        self.throttle = True
+
+    def add_fault_flag(self) -> None:
+        self.fault = True
+
+    def add_error_flag(self) -> None:
+        self.error = True
+
+    def apply_status_code(self, status_code: Any) -> None:
+        """Set error (4xx), throttle+error (429) or fault (5xx) from an HTTP status."""
+        self._check_ended()
+        if not isinstance(status_code, int) or isinstance(status_code, bool):
+            return
+        if status_code >= 500:
+            self.fault = True
+        elif status_code == 429:
+            self.throttle = True
+            self.error = True
+        elif status_code >= 400:
+            self.error = True
+
+    def add_exception(self, exception: BaseException, stack, remote: bool = False) -> None:
+        """Record ``exception`` in ``cause`` and set ``fault``.
+
+        An exception already recorded on another entity of the trace is referenced by its id.
+        """
+        self._check_ended()
+        self.fault = True
+        cause_id = getattr(exception, '_cause_id', None) if getattr(exception, '_recorded', False) else None
+        if cause_id:
+            self.cause = cause_id
+            return
+        if not isinstance(self.cause, dict):
+            log.warning('Replacing the exception id reference in cause with a new exception record.')
+            self.cause = {}
+        if not self.cause:
+            self.cause['working_directory'] = os.getcwd()
+            self.cause['exceptions'] = []
+        self.cause.setdefault('exceptions', []).append(Throwable(exception, stack, remote))
+
+    def save_origin_trace_header(self, trace_header) -> None:
+        """Keep the incoming trace header so its extra data is propagated downstream."""
+        self._origin_trace_header = trace_header
+
+    def get_origin_trace_header(self):
+        return self._origin_trace_header
+
+    # -- serialisation ---------------------------------------------------------------------------
+    def serialize(self) -> str:
+        """Return the entity as compact JSON."""
+        from ..emitters.encoding import encode_document
+        return encode_document(self.to_dict()).decode('utf-8')
+
+    def to_dict(self) -> Dict[str, Any]:
+        """Return the wire document as a dict, omitting empty fields and False flags."""
+        doc: Dict[str, Any] = {'id': self.id, 'name': self.name, 'start_time': self.start_time}
+        if self.parent_id:
+            doc['parent_id'] = self.parent_id
+        doc['in_progress'] = self.in_progress
+        if self.end_time is not None:
+            doc['end_time'] = self.end_time
+        self._add_common_fields(doc)
+        return doc
+
+    def _add_common_fields(self, doc: Dict[str, Any]) -> None:
+        if self.http:
+            doc['http'] = self.http
+        if self.annotations:
+            doc['annotations'] = self.annotations
+        if self.metadata:
+            doc['metadata'] = {ns: metadata_to_dict(values) for ns, values in self.metadata.items()}
+        if self.aws:
+            doc['aws'] = self.aws
+        cause = self.cause
+        if cause:
+            if isinstance(cause, dict):
+                cause = dict(cause)
+                cause['exceptions'] = [t.to_dict() if isinstance(t, Throwable) else t
+                                       for t in cause.get('exceptions', ())]
+            doc['cause'] = cause
+        if self.subsegments:
+            doc['subsegments'] = [sub.to_dict() for sub in self.subsegments]
+        if self.error:
+            doc['error'] = True
+        if self.fault:
+            doc['fault'] = True
+        if self.throttle:
+            doc['throttle'] = True
+
+    def _check_ended(self) -> None:
+        if not self.in_progress:
+            raise AlreadyEndedException('Already ended segment and subsegment cannot be modified.')

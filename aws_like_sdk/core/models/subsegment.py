@@ -1,0 +1,123 @@
+"""Subsegment: a unit of work inside a segment, plus its context manager / decorator."""
+import inspect
+import traceback
+from typing import Any, Dict, Optional
+
+import wrapt
+
+from .. import _recording
+from ..exceptions.exceptions import SegmentNotFoundException
+from .entity import Entity
+
+SUBSEGMENT_RECORDING_ATTRIBUTE = '_self___SUBSEGMENT_RECORDING_ATTRIBUTE__'
+
+
+def _is_coroutine_function(func: Any) -> bool:
+    return inspect.iscoroutinefunction(func) or inspect.iscoroutinefunction(getattr(func, '__wrapped__', None))
+
+
+def set_as_recording(decorated_func, wrapped) -> None:
+    """Mark ``decorated_func`` so re-wrapping the same callable does not record twice."""
+    try:
+        setattr(decorated_func, SUBSEGMENT_RECORDING_ATTRIBUTE, getattr(wrapped, '__name__', None))
+    except (AttributeError, TypeError):
+        pass
+
+
+def is_already_recording(func) -> bool:
+    """True for callables that are already wrapped by a capture decorator."""
+    return getattr(func, SUBSEGMENT_RECORDING_ATTRIBUTE, None) is not None
+
+
+def subsegment_decorator(wrapped, instance, args, kwargs):
+    """Decorator body for SubsegmentContextManager; kept for upstream compatibility."""
+    return wrapped(*args, **kwargs)
+
+
+class SubsegmentContextManager:
+    """Context manager and decorator that records a subsegment.
+
+    Used as a decorator it records one subsegment per call (named after the function when no name
+    is given). Applied to an ``async def`` it awaits the coroutine inside the subsegment, so the
+    recorded duration is the real one.
+    """
+
+    def __init__(self, recorder, name: Optional[str] = None, **subsegment_kwargs: Any) -> None:
+        self.recorder = recorder
+        self.name = name
+        self.subsegment_kwargs = subsegment_kwargs
+        self.subsegment = None
+
+    def __call__(self, wrapped):
+        if is_already_recording(wrapped):
+            return wrapped
+        name = self.name or getattr(wrapped, '__name__', None) or 'function'
+        recorder = self.recorder
+        namespace = self.subsegment_kwargs.get('namespace', 'local')
+
+        if _is_coroutine_function(wrapped):
+            @wrapt.decorator
+            async def async_wrapper(wrapped, instance, args, kwargs):
+                return await _recording.record_async(recorder, wrapped, instance, args, kwargs, name,
+                                                     namespace, None)
+            decorated = async_wrapper(wrapped)
+        else:
+            @wrapt.decorator
+            def wrapper(wrapped, instance, args, kwargs):
+                return recorder.record_subsegment(
+                    wrapped, instance, args, kwargs, name=name, namespace=namespace, meta_processor=None)
+            decorated = wrapper(wrapped)
+        set_as_recording(decorated, wrapped)
+        return decorated
+
+    def __enter__(self):
+        self.subsegment = self.recorder.begin_subsegment(name=self.name, **self.subsegment_kwargs)
+        return self.subsegment
+
+    def __exit__(self, exc_type, exc_val, exc_tb) -> None:
+        subsegment = self.subsegment
+        if subsegment is None:
+            return
+        if exc_type is not None and subsegment.in_progress:
+            subsegment.add_exception(exc_val, traceback.extract_tb(exc_tb, limit=self.recorder.max_trace_back))
+        self.recorder.end_subsegment_by_handle(subsegment)
+
+
+class Subsegment(Entity):
+    """A subsegment of ``segment``; closing it releases one reference on the segment."""
+
+    def __init__(self, name: str, namespace: str, segment) -> None:
+        if not segment:
+            raise SegmentNotFoundException('A parent segment is required for creating subsegments.')
+        super().__init__(name)
+        self.parent_segment = segment
+        self.trace_id = segment.trace_id
+        self.type = 'subsegment'
+        self.namespace = namespace
+        self.sql: Dict[str, Any] = {}
+
+    def add_subsegment(self, subsegment) -> None:
+        super().add_subsegment(subsegment)
+        self.parent_segment.increment()
+
+    def remove_subsegment(self, subsegment) -> None:
+        super().remove_subsegment(subsegment)
+        self.parent_segment.decrement_subsegments_size()
+
+    def close(self, end_time: Optional[float] = None) -> None:
+        super().close(end_time)
+        self.parent_segment.decrement_ref_counter()
+
+    def set_sql(self, sql: Dict[str, Any]) -> None:
+        """Set the ``sql`` block (url, database_type, sanitized_query, ...)."""
+        self._check_ended()
+        self.sql = sql
+
+    def to_dict(self) -> Dict[str, Any]:
+        doc = super().to_dict()
+        doc['trace_id'] = self.trace_id
+        doc['type'] = 'subsegment'
+        doc['namespace'] = self.namespace
+        if self.sql:
+            doc['sql'] = self.sql
+        return doc

@@ -1,0 +1,123 @@
+"""Tolerant parsing and serialisation of the ``X-Amzn-Trace-Id`` header."""
+import logging
+import re
+from typing import Any, Dict, Optional
+
+log = logging.getLogger(__name__)
+
+ROOT = 'Root'
+PARENT = 'Parent'
+SAMPLE = 'Sampled'
+SELF = 'Self'
+HEADER_DELIMITER = ';'
+
+_ROOT_RE = re.compile(r'\A1-[0-9a-fA-F]{8}-[0-9a-fA-F]{24}\Z')
+_SAMPLED_STRINGS = {'1': 1, '0': 0, '?': '?'}
+_PARENT_RE = re.compile(r'\A[0-9a-fA-F]{16}\Z')
+
+
+def _normalize_sampled(value: Any):
+    if isinstance(value, bool) or type(value) is int:
+        return {True: 1, False: 0}.get(value) if isinstance(value, bool) else (value if value in (0, 1) else None)
+    return _SAMPLED_STRINGS.get(value)
+
+
+class TraceHeader:
+    """The parsed form of ``X-Amzn-Trace-Id``.
+
+    ``sampled`` is 1, 0, ``'?'`` (the caller asks us to decide) or None; ``data`` keeps any other
+    keys (such as ``Lineage``) in the order seen, for propagation.
+    """
+
+    __slots__ = ('_root', '_parent', '_sampled', '_data')
+
+    def __init__(self, root: Optional[str] = None, parent: Optional[str] = None, sampled: Any = None,
+                 data: Optional[Dict[str, str]] = None) -> None:
+        self._root = root
+        self._parent = parent
+        self._sampled = None if sampled is None else _normalize_sampled(sampled)
+        self._data = dict(data) if data else {}
+
+    @classmethod
+    def from_header_str(cls, header: Optional[str]) -> 'TraceHeader':
+        """Parse a header value; malformed input yields an empty header and a warning, never an exception.
+
+        Whitespace around pairs and empty pairs are tolerated, values may contain ``=``, ``Self`` is
+        dropped, and a ``Root``/``Parent`` that is not a valid id is discarded (so the request starts a
+        fresh trace instead of emitting documents the backend would reject).
+        """
+        if not header:
+            return cls()
+        if not isinstance(header, str):
+            try:
+                header = header.decode('latin-1') if isinstance(header, (bytes, bytearray)) else str(header)
+            except Exception:  # noqa: BLE001
+                return cls()
+        root = parent = sampled = None
+        data: Dict[str, str] = {}
+        malformed = False
+        for part in header.split(HEADER_DELIMITER):
+            part = part.strip()
+            if not part:
+                continue
+            key, sep, value = part.partition('=')
+            key = key.strip()
+            value = value.strip()
+            if not sep or not key:
+                malformed = True
+                continue
+            if key == ROOT:
+                root = value
+            elif key == PARENT:
+                parent = value
+            elif key == SAMPLE:
+                sampled = value
+            elif key == SELF:
+                continue
+            else:
+                data[key] = value
+        if root is not None and not _ROOT_RE.match(root):
+            log.warning('Ignoring malformed Root %r in tracing header.', root)
+            root = parent = None
+        if parent is not None and not _PARENT_RE.match(parent):
+            log.warning('Ignoring malformed Parent %r in tracing header.', parent)
+            parent = None
+        if malformed:
+            log.warning('Skipped malformed parts of tracing header %r.', header)
+        if root is not None:
+            root = root.lower()
+        if parent is not None:
+            parent = parent.lower()
+        return cls(root=root, parent=parent, sampled=sampled, data=data)
+
+    def to_header_str(self) -> str:
+        """Serialise as ``Root=..;Parent=..;Sampled=..`` followed by data keys; absent fields are omitted."""
+        parts = []
+        if self._root:
+            parts.append('Root=' + self._root)
+        if self._parent:
+            parts.append('Parent=' + self._parent)
+        if self._sampled is not None:
+            parts.append('Sampled=%s' % self._sampled)
+        for key, value in self._data.items():
+            parts.append('%s=%s' % (key, value))
+        return HEADER_DELIMITER.join(parts)
+
+    @property
+    def root(self) -> Optional[str]:
+        return self._root
+
+    @property
+    def parent(self) -> Optional[str]:
+        return self._parent
+
+    @property
+    def sampled(self):
+        return self._sampled
+
+    @property
+    def data(self) -> Dict[str, str]:
+        return self._data
+
+    def __repr__(self) -> str:
+        return 'TraceHeader(%r)' % self.to_header_str()

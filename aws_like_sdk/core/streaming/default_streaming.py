@@ -1,0 +1,44 @@
+"""Decide when and what to stream out of a long-lived segment before it ends."""
+import threading
+from typing import Callable
+
+
+class DefaultStreaming:
+    """Stream completed subsegment subtrees once a segment holds more than ``streaming_threshold``.
+
+    Only subtrees whose parent is still open are streamed; a closed subtree under a closed parent
+    waits for that parent, so each streamed document is as large a piece as possible.
+    """
+
+    def __init__(self, streaming_threshold: int = 30) -> None:
+        self._threshold = streaming_threshold
+        self._lock = threading.Lock()
+
+    def is_eligible(self, segment) -> bool:
+        """True for a sampled segment with more subsegments than the threshold."""
+        if segment is None or not segment.sampled:
+            return False
+        return segment.get_total_subsegments_size() > self._threshold
+
+    def stream(self, entity, callback: Callable) -> None:
+        """Send every completed subtree under ``entity`` through ``callback`` and detach it."""
+        with self._lock:
+            self._stream(entity, callback)
+
+    def _stream(self, entity, callback: Callable) -> bool:
+        children = entity.subsegments
+        complete = [child for child in list(children) if self._stream(child, callback)]
+        if len(complete) == len(children) and not entity.in_progress:
+            return True
+        for child in complete:
+            callback(child)
+            entity.remove_subsegment(child)
+        return False
+
+    @property
+    def streaming_threshold(self) -> int:
+        return self._threshold
+
+    @streaming_threshold.setter
+    def streaming_threshold(self, value: int) -> None:
+        self._threshold = value
