@@ -1,0 +1,132 @@
+"""Wrapping helpers: the only module that touches wrapt for library patches.
+
+Every library patch wraps call sites with :func:`wrap` (reversible with :func:`unwrap`) and guards
+its wrapper with :func:`guard` / :func:`guard_async`, so a bug in instrumentation is logged once and
+the original call still runs with its own result or exception.
+"""
+import functools
+import logging
+import threading
+from typing import Any, Callable, Set
+
+import wrapt
+
+log = logging.getLogger(__name__)
+
+_logged: Set[str] = set()
+_logged_lock = threading.Lock()
+
+
+def log_once(key: str, message: str, *args: Any) -> None:
+    """Log ``message`` at WARNING the first time ``key`` is seen, at DEBUG afterwards."""
+    with _logged_lock:
+        first = key not in _logged
+        _logged.add(key)
+    if first:
+        log.warning(message, *args, exc_info=True)
+    else:
+        log.debug(message, *args)
+
+
+def wrap(target: Any, name: str, wrapper: Callable) -> None:
+    """Wrap ``target.<name>`` (``target`` is an object or a module name; ``name`` may be dotted)."""
+    wrapt.wrap_function_wrapper(target, name, wrapper)
+
+
+def unwrap(obj: Any, attr: str) -> None:
+    """Undo :func:`wrap` on ``obj.attr``; a no-op when it is not wrapped."""
+    current = getattr(obj, attr, None)
+    if current is None:
+        return
+    # Class attributes hold the raw wrapper; look there first so bound methods are not unwrapped.
+    raw = getattr(obj, '__dict__', {}).get(attr, current)
+    if isinstance(raw, wrapt.ObjectProxy) and hasattr(raw, '__wrapped__'):
+        setattr(obj, attr, raw.__wrapped__)
+
+
+def is_wrapped(obj: Any, attr: str) -> bool:
+    raw = getattr(obj, '__dict__', {}).get(attr, getattr(obj, attr, None))
+    return isinstance(raw, wrapt.ObjectProxy)
+
+
+class _CallState:
+    __slots__ = ('called', 'returned', 'result', 'error')
+
+    def __init__(self) -> None:
+        self.called = False
+        self.returned = False
+        self.result = None
+        self.error = None
+
+
+def guard(wrapper: Callable) -> Callable:
+    """Make a wrapt wrapper fail-safe.
+
+    The application's own exception (raised by the wrapped call) propagates unchanged. Any other
+    exception comes from instrumentation: it is logged once and the caller gets what the original
+    call produced, calling it now if the wrapper failed before calling it.
+    """
+    key = '%s.%s' % (getattr(wrapper, '__module__', '?'), getattr(wrapper, '__qualname__', '?'))
+
+    @functools.wraps(wrapper)
+    def guarded(wrapped, instance, args, kwargs):
+        state = _CallState()
+
+        @functools.wraps(wrapped)
+        def tracked(*a, **kw):
+            state.called = True
+            try:
+                state.result = wrapped(*a, **kw)
+            except BaseException as exc:
+                state.error = exc
+                raise
+            state.returned = True
+            return state.result
+
+        try:
+            return wrapper(tracked, instance, args, kwargs)
+        except BaseException as exc:
+            if state.error is not None and exc is state.error:
+                raise
+            log_once(key, 'Instrumentation %s failed; the call proceeds untraced.', key)
+            if not state.called:
+                return wrapped(*args, **kwargs)
+            if state.error is not None:
+                raise state.error from None
+            return state.result
+
+    return guarded
+
+
+def guard_async(wrapper: Callable) -> Callable:
+    """The :func:`guard` contract for wrappers of coroutine functions."""
+    key = '%s.%s' % (getattr(wrapper, '__module__', '?'), getattr(wrapper, '__qualname__', '?'))
+
+    @functools.wraps(wrapper)
+    async def guarded(wrapped, instance, args, kwargs):
+        state = _CallState()
+
+        @functools.wraps(wrapped)
+        async def tracked(*a, **kw):
+            state.called = True
+            try:
+                state.result = await wrapped(*a, **kw)
+            except BaseException as exc:
+                state.error = exc
+                raise
+            state.returned = True
+            return state.result
+
+        try:
+            return await wrapper(tracked, instance, args, kwargs)
+        except BaseException as exc:
+            if state.error is not None and exc is state.error:
+                raise
+            log_once(key, 'Instrumentation %s failed; the call proceeds untraced.', key)
+            if not state.called:
+                return await wrapped(*args, **kwargs)
+            if state.error is not None:
+                raise state.error from None
+            return state.result
+
+    return guarded
