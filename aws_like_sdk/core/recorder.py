@@ -205,6 +205,14 @@ class AWSXRayRecorder:
         if segment is not None and segment.ready_to_send():
             self._send_segment(segment)
 
+    def end_segment_by_handle(self, segment, end_time: Optional[float] = None) -> None:
+        """Close ``segment`` itself (not whatever is current); used by middlewares that keep a handle."""
+        if not global_sdk_config.sdk_enabled() or not segment.in_progress:
+            return
+        segment.close(end_time)
+        if segment.ready_to_send():
+            self._send_segment(segment)
+
     def current_segment(self) -> Optional[Segment]:
         """Return the segment owning the current entity (or apply the context-missing strategy)."""
         entity = self.get_trace_entity()

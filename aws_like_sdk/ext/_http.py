@@ -1,0 +1,197 @@
+"""THE request-to-segment helper. Every web integration (Django, Flask, WSGI, ASGI, aiohttp) builds
+an :class:`IncomingRequest` from its framework's request, calls :func:`begin_request`, keeps the
+returned :class:`RequestTrace` handle, and calls :meth:`RequestTrace.finish` with the outcome.
+
+This module owns: reading the trace header, the segment name (service or dynamic naming), the
+sampling decision, segment-or-Lambda-subsegment, the request fields of the ``http`` block, optional
+URL annotations, route grouping, status flags, content length, exceptions and the response header.
+It never raises into the application: a failure inside it is logged once and the request proceeds.
+"""
+import logging
+import traceback
+from dataclasses import dataclass
+from typing import Any, Optional
+
+from ..core.lambda_launcher import LambdaContext
+from ..core.models import http
+from ..core.models.trace_header import TraceHeader
+from ._patching import log_once
+from .util import calculate_sampling_decision, calculate_segment_name, prepare_response_header, strip_url
+
+log = logging.getLogger(__name__)
+
+ROUTE_ANNOTATION = 'http_route'
+
+
+@dataclass
+class IncomingRequest:
+    """A framework-neutral view of an incoming HTTP request.
+
+    Attributes:
+        method: HTTP method.
+        url: full request URL; the query string is never recorded.
+        host: the Host header (may include a port), used for dynamic naming and sampling.
+        path: URL path, for sampling rules.
+        trace_header: raw ``X-Amzn-Trace-Id`` value, if any.
+        user_agent: ``User-Agent`` header.
+        client_ip: the peer address of the connection.
+        x_forwarded_for: raw ``X-Forwarded-For`` header; when present its first address is the client.
+        route: the matched route template (e.g. ``/users/<id>``) when already known.
+    """
+
+    method: str
+    url: str
+    host: Optional[str] = None
+    path: Optional[str] = None
+    trace_header: Optional[str] = None
+    user_agent: Optional[str] = None
+    client_ip: Optional[str] = None
+    x_forwarded_for: Optional[str] = None
+    route: Optional[str] = None
+
+
+class RequestTrace:
+    """Handle on the segment (or Lambda subsegment) opened for one request; ends exactly that entity."""
+
+    __slots__ = ('recorder', 'entity', 'trace_header', 'is_subsegment', 'annotate_urls', '_finished')
+
+    def __init__(self, recorder: Any, entity: Any, trace_header: TraceHeader, is_subsegment: bool,
+                 annotate_urls: bool) -> None:
+        self.recorder = recorder
+        self.entity = entity
+        self.trace_header = trace_header
+        self.is_subsegment = is_subsegment
+        self.annotate_urls = annotate_urls
+        self._finished = False
+
+    @property
+    def segment(self) -> Any:
+        entity = self.entity
+        return entity.parent_segment if self.is_subsegment and entity is not None else entity
+
+    def response_header(self) -> Optional[str]:
+        """The ``X-Amzn-Trace-Id`` value to send back, or None when nothing is traced."""
+        segment = self.segment
+        if segment is None:
+            return None
+        try:
+            return prepare_response_header(self.trace_header, segment)
+        except Exception:  # noqa: BLE001
+            log_once('_http.response_header', 'Could not build the response trace header.')
+            return None
+
+    def set_route(self, route: Optional[str]) -> None:
+        """Record the matched route template so traces group by route as well as by URL."""
+        entity = self.entity
+        if route and entity is not None and entity.sampled and entity.in_progress:
+            entity.put_annotation(ROUTE_ANNOTATION, str(route))
+
+    def finish(self, status: Optional[int] = None, content_length: Any = None,
+               exception: Optional[BaseException] = None, stack: Any = None, route: Optional[str] = None) -> None:
+        """Record the outcome and end the entity this handle opened (once; later calls do nothing).
+
+        Args:
+            status: response status; defaults to 500 when ``exception`` is given.
+            content_length: response ``Content-Length`` if known.
+            exception: an exception that escaped the application (recorded with its stack).
+            stack: frames for ``exception``; taken from its traceback when omitted.
+            route: matched route template, if it became known only after routing.
+        """
+        if self._finished:
+            return
+        self._finished = True
+        entity = self.entity
+        if entity is None:
+            return
+        try:
+            if entity.in_progress:
+                self._record_outcome(entity, status, content_length, exception, stack, route)
+        except Exception:  # noqa: BLE001
+            log_once('_http.finish', 'Recording the response on the request segment failed.')
+        try:
+            if self.is_subsegment:
+                self.recorder.end_subsegment_by_handle(entity)
+            else:
+                self.recorder.end_segment_by_handle(entity)
+        except Exception:  # noqa: BLE001
+            log_once('_http.end', 'Ending the request segment failed.')
+
+    def _record_outcome(self, entity: Any, status: Optional[int], content_length: Any,
+                        exception: Optional[BaseException], stack: Any, route: Optional[str]) -> None:
+        if exception is not None:
+            if stack is None:
+                stack = traceback.extract_tb(exception.__traceback__, limit=self.recorder.max_trace_back)
+            entity.add_exception(exception, stack)
+            if status is None:
+                status = 500
+        if status is not None:
+            entity.put_http_meta(http.STATUS, status)
+            if self.annotate_urls:
+                entity.put_annotation(http.STATUS, status)
+        if content_length not in (None, ''):
+            try:
+                length = int(content_length)
+            except (TypeError, ValueError):
+                length = None
+            if length is not None:
+                entity.put_http_meta(http.CONTENT_LENGTH, length)
+                if self.annotate_urls:
+                    entity.put_annotation(http.CONTENT_LENGTH, length)
+        self.set_route(route)
+
+
+def _host_without_port(host: Optional[str]) -> Optional[str]:
+    if not host:
+        return host
+    if host.startswith('['):  # IPv6 literal
+        return host.partition(']')[0] + ']'
+    return host.rsplit(':', 1)[0] if host.count(':') == 1 else host
+
+
+def begin_request(recorder: Any, request: IncomingRequest, urls_as_annotation: bool = False) -> RequestTrace:
+    """Open the segment for ``request`` and make it current in this thread or task.
+
+    Returns a handle whose :meth:`RequestTrace.finish` ends that segment. On any internal failure
+    (including a missing service name) the handle is inert: finishing it does nothing.
+    """
+    trace_header = TraceHeader()
+    try:
+        trace_header = TraceHeader.from_header_str(request.trace_header)
+        host = request.host or None
+        name = calculate_segment_name(_host_without_port(host), recorder)
+        in_lambda = isinstance(recorder.context, LambdaContext)
+        if in_lambda:
+            entity = recorder.begin_subsegment(name or 'request')
+        else:
+            sampling_req = {'host': host, 'method': request.method, 'path': request.path, 'service': name}
+            decision = calculate_sampling_decision(trace_header, recorder, sampling_req)
+            entity = recorder.begin_segment(name=name, traceid=trace_header.root, parent_id=trace_header.parent,
+                                            sampling=decision)
+        if entity is None:
+            return RequestTrace(recorder, None, trace_header, in_lambda, False)
+        if not in_lambda:
+            entity.save_origin_trace_header(trace_header)
+        if entity.sampled:
+            _record_request(entity, request, urls_as_annotation)
+        handle = RequestTrace(recorder, entity, trace_header, in_lambda, urls_as_annotation)
+        handle.set_route(request.route)
+        return handle
+    except Exception:  # noqa: BLE001 - tracing must never break the request
+        log_once('_http.begin', 'Could not begin the request segment; the request proceeds untraced.')
+        return RequestTrace(recorder, None, trace_header, False, False)
+
+
+def _record_request(entity: Any, request: IncomingRequest, urls_as_annotation: bool) -> None:
+    fields = {http.URL: strip_url(request.url), http.METHOD: request.method}
+    if request.user_agent:
+        fields[http.USER_AGENT] = request.user_agent
+    forwarded = (request.x_forwarded_for or '').split(',')[0].strip()
+    if forwarded:
+        fields[http.CLIENT_IP] = forwarded
+        fields[http.X_FORWARDED_FOR] = True
+    elif request.client_ip:
+        fields[http.CLIENT_IP] = request.client_ip
+    for key, value in fields.items():
+        entity.put_http_meta(key, value)
+        if urls_as_annotation:
+            entity.put_annotation(key, value)
