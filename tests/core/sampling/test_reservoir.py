@@ -74,3 +74,28 @@ def test_quota_is_exact_under_contention():
     for thread in threads:
         thread.join(5)
     assert sum(taken) == 50
+
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+
+@settings(max_examples=100, deadline=None)
+@given(quota=st.one_of(st.none(), st.integers(0, 5)), ttl_offset=st.integers(-3, 10),
+       steps=st.lists(st.tuples(st.integers(0, 2), st.booleans()), max_size=60))
+def test_per_second_limits_hold(quota, ttl_offset, steps):
+    reservoir = Reservoir()
+    if quota is not None:
+        reservoir.load_quota(quota, NOW + ttl_offset, None)
+    now = NOW
+    per_second = {}
+    for advance, can_borrow in steps:
+        now += advance
+        decision = reservoir.borrow_or_take(now, can_borrow)
+        taken, borrowed = per_second.get(now, (0, 0))
+        per_second[now] = (taken + (decision is ReservoirDecision.TAKE),
+                           borrowed + (decision is ReservoirDecision.BORROW))
+    for second, (taken, borrowed) in per_second.items():
+        fresh = quota is not None and NOW + ttl_offset >= second
+        assert taken <= (quota if fresh else 0)
+        assert borrowed <= (0 if fresh else 1)
