@@ -3,7 +3,6 @@
 This is the sampler in Lambda and the fallback of :class:`~aws_like_sdk.core.sampling.sampler.DefaultSampler`
 whenever no centralized rule is available.
 """
-import copy
 import functools
 import json
 import logging
