@@ -30,6 +30,13 @@ def recorder(udp_sink):
     rec.configure(sampling=False, context=Context(), daemon_address=udp_sink.address, service='test-service')
     yield rec
     rec.clear_trace_entities()
+    _stop_sampler(rec._sampler)
+
+
+def _stop_sampler(sampler):
+    stop = getattr(sampler, 'stop', None)
+    if callable(stop):
+        stop()
 
 
 @pytest.fixture
@@ -42,6 +49,8 @@ def xray(udp_sink):
     rec.configure(sampling=False, context=Context(), emitter=UDPEmitter(udp_sink.address), service='test-service')
     yield rec
     rec.clear_trace_entities()
+    if rec._sampler is not saved_sampler:
+        _stop_sampler(rec._sampler)
     for name, value in saved.items():
         setattr(rec, name, value)
     rec._sampler = saved_sampler

@@ -3,7 +3,6 @@
 The recorder owns no I/O itself: emission, sampling, streaming and context are seams set through
 ``configure``. Each entry point checks the SDK switch once, at the edge.
 """
-import json
 import logging
 import os
 import platform
@@ -137,9 +136,7 @@ class AWSXRayRecorder:
         self._origin = origin
 
     def _load_sampling_rules(self, sampling_rules: Union[dict, str]) -> None:
-        if isinstance(sampling_rules, str):
-            with open(sampling_rules) as rules_file:
-                sampling_rules = json.load(rules_file)
+        # The sampler accepts a dict or a file path and validates the document.
         self.sampler.load_local_rules(sampling_rules)
 
     # -- segments --------------------------------------------------------------------------------
