@@ -93,7 +93,8 @@ class Forwarder:
             overflow = len(self._buffer) - self._capacity
             for _ in range(max(0, overflow)):
                 self._buffer.popleft()
-            if len(self._buffer) >= self._batch_size:
+            # Wake the sender for a full batch, or for the first item so it starts the idle clock.
+            if len(self._buffer) >= self._batch_size or len(self._buffer) == 1:
                 self._cond.notify()
         if overflow > 0:
             self._count('dropped', overflow)
