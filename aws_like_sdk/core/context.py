@@ -7,11 +7,13 @@ each other's subsegments. Threads and asyncio share this single implementation.
 import itertools
 import logging
 import os
+import threading
+import weakref
 from contextvars import ContextVar
-from typing import Any, Optional, Tuple
+from typing import Any, Callable, List, Optional, Sequence, Tuple
 
 from .. import global_sdk_config
-from .exceptions.exceptions import SegmentNotFoundException
+from .exceptions.exceptions import AlreadyEndedException, SegmentNotFoundException
 
 log = logging.getLogger(__name__)
 
@@ -19,11 +21,114 @@ MISSING_SEGMENT_MSG = 'cannot find the current segment/subsegment, please make s
 SUPPORTED_CONTEXT_MISSING = ('RUNTIME_ERROR', 'LOG_ERROR', 'IGNORE_ERROR')
 CXT_MISSING_STRATEGY_KEY = 'AWS_XRAY_CONTEXT_MISSING'
 
+#: Metadata namespace and key under which a late subsegment explains where it was meant to go.
+LATE_METADATA_NAMESPACE = 'aws_like_sdk'
+LATE_METADATA_KEY = 'late_subsegment'
+
 _context_ids = itertools.count()
+
+# Late subsegments whose whole ancestry had ended, by segment; each is sent on its own once its
+# subtree is closed. Weak keys: a segment nobody references any more takes its list with it.
+_detached: 'weakref.WeakKeyDictionary[Any, List[Any]]' = weakref.WeakKeyDictionary()
+_detached_lock = threading.Lock()
 
 
 def _is_subsegment(entity: Any) -> bool:
     return getattr(entity, 'type', None) == 'subsegment'
+
+
+def _adopt_late_subsegment(stack: Sequence[Any], subsegment) -> None:
+    """Place ``subsegment`` whose intended parent (``stack[-1]``) has already ended.
+
+    This happens when an asyncio task or a worker thread outlives the subsegment that started it.
+    Adding a child to a closed entity would raise into the application, and reopening the parent
+    would falsify its timing, so the subsegment goes under the nearest ancestor that is still open,
+    flagged with ``error`` and metadata naming the intended parent. When the segment itself has
+    ended, the subsegment keeps the intended parent's id and is sent as a document of its own once
+    it (and everything under it) is closed, so the work still shows up in the trace.
+    """
+    intended = stack[-1]
+    note = {'intended_parent_id': intended.id, 'intended_parent_name': intended.name,
+            'reason': 'the parent ended before this subsegment began'}
+    for ancestor in reversed(stack[:-1]):
+        if not ancestor.in_progress:
+            continue
+        try:
+            ancestor.add_subsegment(subsegment)
+        except AlreadyEndedException:
+            continue  # closed by another thread a moment ago; keep climbing
+        log.warning('Subsegment %r began after its parent %r ended; recorded under %r instead.',
+                    subsegment.name, intended.name, ancestor.name)
+        _flag_late(subsegment, note)
+        return
+    segment = subsegment.parent_segment
+    subsegment.parent_id = intended.id
+    # Balances the decrement Subsegment.close() applies, so a segment still waiting for other
+    # subsegments is not emitted early, and is never sent without them.
+    segment.increment()
+    if subsegment.sampled:
+        with _detached_lock:
+            _detached.setdefault(segment, []).append(subsegment)
+    log.warning('Subsegment %r began after segment %r ended; it will be sent on its own under parent %s.',
+                subsegment.name, segment.name, intended.id)
+    _flag_late(subsegment, note)
+
+
+def _flag_late(subsegment, note: dict) -> None:
+    subsegment.add_error_flag()
+    subsegment.put_metadata(LATE_METADATA_KEY, note, LATE_METADATA_NAMESPACE)
+
+
+def _subtree_closed(entity) -> bool:
+    return not entity.in_progress and all(_subtree_closed(child) for child in list(entity.subsegments))
+
+
+def flush_detached_subsegments(segment, send: Callable[[Any], None]) -> None:
+    """Send, through ``send``, every late subsegment of ``segment`` whose subtree is now closed.
+
+    The recorder calls this whenever a subsegment ends. It is a no-op (one length check) unless a
+    subsegment began after its whole ancestry had ended.
+    """
+    if not _detached:
+        return
+    with _detached_lock:
+        pending = _detached.get(segment)
+        if not pending:
+            return
+        ready = [sub for sub in pending if _subtree_closed(sub)]
+        if not ready:
+            return
+        remaining = [sub for sub in pending if not any(sub is done for done in ready)]
+        if remaining:
+            _detached[segment] = remaining
+        else:
+            del _detached[segment]
+    for sub in ready:
+        try:
+            send(sub)
+        except Exception:  # noqa: BLE001 - emission must never reach the application
+            log.warning('Sending late subsegment %r failed.', sub.name, exc_info=True)
+
+
+class _EntitiesView:
+    """``context._local.entities`` as code written against upstream's thread-local stack reads it.
+
+    Reading returns a list copy (or None when nothing is open); assigning replaces the stack.
+    """
+
+    __slots__ = ('_var',)
+
+    def __init__(self, var: 'ContextVar[Tuple[Any, ...]]') -> None:
+        self._var = var
+
+    @property
+    def entities(self) -> Optional[List[Any]]:
+        stack = self._var.get()
+        return list(stack) if stack else None
+
+    @entities.setter
+    def entities(self, value) -> None:
+        self._var.set(tuple(value or ()))
 
 
 class Context:
@@ -38,6 +143,7 @@ class Context:
     def __init__(self, context_missing: str = 'LOG_ERROR') -> None:
         self._entities: ContextVar[Tuple[Any, ...]] = ContextVar(
             'aws_like_sdk_entities_%d' % next(_context_ids), default=())
+        self._local = _EntitiesView(self._entities)
         self._context_missing = 'LOG_ERROR'
         self.context_missing = os.environ.get(CXT_MISSING_STRATEGY_KEY, context_missing)
 
@@ -65,7 +171,11 @@ class Context:
                 log.warning('Active segment or subsegment not found. Discarded %s.', subsegment.name)
                 return
             stack = (entity,)
-        stack[-1].add_subsegment(subsegment)
+        parent = stack[-1]
+        if parent.in_progress:
+            parent.add_subsegment(subsegment)
+        else:
+            _adopt_late_subsegment(stack, subsegment)
         self._entities.set(stack + (subsegment,))
 
     def end_subsegment(self, end_time: Optional[float] = None) -> bool:

@@ -13,7 +13,7 @@ from .. import global_sdk_config
 from ..sdk_config import SDKConfig
 from ..version import VERSION
 from . import _recording
-from .context import Context, _is_subsegment
+from .context import Context, _is_subsegment, flush_detached_subsegments
 from .daemon_config import DaemonConfig
 from .emitters.udp_emitter import UDPEmitter
 from .exceptions.exceptions import SegmentNameMissingException
@@ -271,6 +271,7 @@ class AWSXRayRecorder:
         self._after_subsegment_closed(subsegment.parent_segment)
 
     def _after_subsegment_closed(self, segment) -> None:
+        flush_detached_subsegments(segment, self._stream_subsegment_out)
         if segment.ready_to_send():
             self._send_segment(segment)
         elif self._streaming.is_eligible(segment):
@@ -322,7 +323,10 @@ class AWSXRayRecorder:
             segment = self.current_segment()
             if segment is None:
                 return
-        if segment.sampled and segment.claim_emission():
+        if not segment.claim_emission():
+            # Already sent: a late subsegment ended after its segment; its own context stays intact.
+            return
+        if segment.sampled:
             self._emitter.send_entity(segment)
         self.clear_trace_entities()
 

@@ -13,6 +13,9 @@ import wrapt
 
 log = logging.getLogger(__name__)
 
+# wrapt 2 made ObjectProxy a pure-Python subclass of the real base its wrappers derive from.
+_PROXY_BASE = getattr(wrapt, 'BaseObjectProxy', wrapt.ObjectProxy)
+
 _logged: Set[str] = set()
 _logged_lock = threading.Lock()
 
@@ -40,13 +43,13 @@ def unwrap(obj: Any, attr: str) -> None:
         return
     # Class attributes hold the raw wrapper; look there first so bound methods are not unwrapped.
     raw = getattr(obj, '__dict__', {}).get(attr, current)
-    if isinstance(raw, wrapt.ObjectProxy) and hasattr(raw, '__wrapped__'):
+    if isinstance(raw, _PROXY_BASE) and hasattr(raw, '__wrapped__'):
         setattr(obj, attr, raw.__wrapped__)
 
 
 def is_wrapped(obj: Any, attr: str) -> bool:
     raw = getattr(obj, '__dict__', {}).get(attr, getattr(obj, attr, None))
-    return isinstance(raw, wrapt.ObjectProxy)
+    return isinstance(raw, _PROXY_BASE)
 
 
 class _CallState:
