@@ -37,6 +37,7 @@ class IncomingRequest:
         client_ip: the peer address of the connection.
         x_forwarded_for: raw ``X-Forwarded-For`` header; when present its first address is the client.
         route: the matched route template (e.g. ``/users/<id>``) when already known.
+        name: a fixed segment name chosen by the integration; overrides service and dynamic naming.
     """
 
     method: str
@@ -48,6 +49,7 @@ class IncomingRequest:
     client_ip: Optional[str] = None
     x_forwarded_for: Optional[str] = None
     route: Optional[str] = None
+    name: Optional[str] = None
 
 
 class RequestTrace:
@@ -158,7 +160,7 @@ def begin_request(recorder: Any, request: IncomingRequest, urls_as_annotation: b
     try:
         trace_header = TraceHeader.from_header_str(request.trace_header)
         host = request.host or None
-        name = calculate_segment_name(_host_without_port(host), recorder)
+        name = request.name or calculate_segment_name(_host_without_port(host), recorder)
         in_lambda = isinstance(recorder.context, LambdaContext)
         if in_lambda:
             entity = recorder.begin_subsegment(name or 'request')

@@ -1,0 +1,1 @@
+"""Flask integration: ``XRayMiddleware(app, xray_recorder)`` in :mod:`aws_like_sdk.ext.flask.middleware`."""
