@@ -78,7 +78,8 @@ class DaemonProcess:
         self._sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
 
     def log(self) -> str:
-        self._log.flush()
+        if not self._log.closed:
+            self._log.flush()
         with open(self.log_path) as handle:
             return handle.read()
 
@@ -132,7 +133,8 @@ class DaemonProcess:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait(5)
-        self._log.close()
+        if not self._log.closed:
+            self._log.close()
         return self.proc.returncode
 
 

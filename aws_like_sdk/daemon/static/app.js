@@ -104,7 +104,10 @@
     try {
       const services = await getJSON('/api/services');
       const select = form.elements.service;
-      for (const name of services.services) select.append(el('option', {value: name, text: name}));
+      const names = services.services.slice();
+      // A shared link may name a service that has no traces here (yet): keep it selectable.
+      if (initial.get('service') && !names.includes(initial.get('service'))) names.push(initial.get('service'));
+      for (const name of names) select.append(el('option', {value: name, text: name}));
     } catch (error) { showError(error); }
     for (const name of fields) {
       if (initial.has(name)) form.elements[name].value = initial.get(name);
