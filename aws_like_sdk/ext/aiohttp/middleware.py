@@ -1,0 +1,139 @@
+"""aiohttp server middleware: one segment per request.
+
+Usage::
+
+    from aiohttp import web
+    from aws_like_sdk.core import xray_recorder
+    from aws_like_sdk.core.async_context import AsyncContext
+    from aws_like_sdk.ext.aiohttp.middleware import middleware
+
+    xray_recorder.configure(service='my-app', context=AsyncContext())
+    app = web.Application(middlewares=[middleware])
+
+This adapter only turns the aiohttp request into an :class:`~aws_like_sdk.ext._http.IncomingRequest`;
+naming, sampling, the ``http`` block, flags and the response header are decided in ``ext/_http.py``.
+The handle returned by ``begin_request`` is kept in a local, so the request ends exactly the segment it
+opened whatever other tasks do with the context meanwhile.
+"""
+import logging
+import traceback
+from typing import Any, Awaitable, Callable, Optional
+
+from aiohttp import hdrs, web
+
+from ...core import xray_recorder
+from ...core.models import http
+from ...core.suppression import is_suppressed
+from .._http import IncomingRequest, RequestTrace, begin_request
+from .._patching import log_once
+
+log = logging.getLogger(__name__)
+
+__all__ = ['middleware']
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+@web.middleware
+async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Trace ``request`` in a segment and return exactly what ``handler`` returns.
+
+    Returned responses and raised :class:`aiohttp.web.HTTPException` s get their status (4xx error,
+    429 throttle, 5xx fault), content length and the ``X-Amzn-Trace-Id`` response header; the HTTP
+    exception is re-raised unchanged and recorded without a ``cause``. Any other exception, including
+    :class:`asyncio.CancelledError` when the client goes away, is recorded as a fault (status 500)
+    and re-raised. The segment is always ended.
+
+    Args:
+        request: the incoming aiohttp request.
+        handler: the next handler in the middleware chain.
+
+    Returns:
+        The handler's response, with the trace header added when it has not been sent yet.
+    """
+    if is_suppressed():
+        return await handler(request)
+    trace = _begin(request)
+    if trace is None:
+        return await handler(request)
+    try:
+        response = await handler(request)
+    except web.HTTPException as exc:
+        _finish_with_response(trace, exc)
+        raise
+    except BaseException as exc:
+        trace.finish(exception=exc, stack=_stack(exc))
+        raise
+    _finish_with_response(trace, response)
+    return response
+
+
+def _begin(request: web.Request) -> Optional[RequestTrace]:
+    try:
+        incoming = _incoming_request(request)
+    except Exception:  # noqa: BLE001 - an odd request must not fail the application
+        log_once('aiohttp.middleware.request', 'Could not read the aiohttp request; it proceeds untraced.')
+        return None
+    return begin_request(xray_recorder, incoming)
+
+
+def _incoming_request(request: web.Request) -> IncomingRequest:
+    headers = request.headers
+    # request.host falls back to a name lookup of this machine on some aiohttp versions; a request
+    # without a Host header is named after the service instead and its URL uses the local socket.
+    host = request.host if hdrs.HOST in headers else None
+    authority = host or _local_authority(request)
+    raw_path = request.rel_url.raw_path
+    url = '%s://%s%s' % (request.scheme, authority, raw_path) if authority else raw_path
+    return IncomingRequest(
+        method=request.method,
+        url=url,
+        host=host,
+        path=request.path,
+        trace_header=headers.get(http.XRAY_HEADER),
+        user_agent=headers.get(hdrs.USER_AGENT),
+        # The real peer (or what a trusted proxy middleware set through request.clone(remote=...)),
+        # never a client-supplied header.
+        client_ip=request.remote,
+        x_forwarded_for=headers.get(hdrs.X_FORWARDED_FOR),
+        route=_route(request),
+    )
+
+
+def _local_authority(request: web.Request) -> Optional[str]:
+    transport = request.transport
+    sockname = transport.get_extra_info('sockname') if transport is not None else None
+    if isinstance(sockname, (tuple, list)) and len(sockname) >= 2:
+        address = str(sockname[0])
+        if ':' in address:
+            address = '[%s]' % address
+        return '%s:%s' % (address, sockname[1])
+    return None
+
+
+def _route(request: web.Request) -> Optional[str]:
+    # Unmatched requests (404/405) carry a system route without a resource: no route to group by.
+    resource = getattr(getattr(request.match_info, 'route', None), 'resource', None)
+    return getattr(resource, 'canonical', None) if resource is not None else None
+
+
+def _finish_with_response(trace: RequestTrace, response: Any) -> None:
+    status = content_length = None
+    try:
+        status = response.status
+        header = trace.response_header()
+        # A streaming response prepared by the handler has already sent its headers.
+        if header is not None and not response.prepared:
+            response.headers[http.XRAY_HEADER] = header
+        content_length = response.content_length
+    except Exception:  # noqa: BLE001 - e.g. a handler that returned something other than a response
+        log_once('aiohttp.middleware.response', 'Could not read the aiohttp response for the trace.')
+    trace.finish(status=status, content_length=content_length)
+
+
+def _stack(exc: BaseException) -> Any:
+    # The frames nearest to the raise are the useful ones; a negative limit keeps the last ones.
+    try:
+        return traceback.extract_tb(exc.__traceback__, limit=-xray_recorder.max_trace_back)
+    except Exception:  # noqa: BLE001
+        return None
