@@ -9,7 +9,9 @@ _TRUE = frozenset(('y', 'yes', 't', 'true', 'on', '1'))
 _FALSE = frozenset(('n', 'no', 'f', 'false', 'off', '0'))
 
 
-def _parse_flag(raw: str) -> bool:
+def _parse_flag(raw) -> bool:
+    if isinstance(raw, bytes):
+        raw = raw.decode('utf-8', errors='replace')
     value = raw.strip().lower()
     if value in _TRUE:
         return True
@@ -17,6 +19,18 @@ def _parse_flag(raw: str) -> bool:
         return False
     log.warning('Invalid literal %r for %s; the SDK stays enabled.', raw, SDKConfig.XRAY_ENABLED_KEY)
     return True
+
+
+# os.environ.get encodes the key and decodes the value on every call; this runs on every recorder
+# entry point, so read CPython's underlying dict directly when it is there (same data, no copies).
+_ENV_KEY = 'AWS_XRAY_SDK_ENABLED'
+_environ_data = getattr(os.environ, '_data', None)
+if isinstance(_environ_data, dict) and hasattr(os.environ, 'encodekey'):
+    _ENV_KEY_RAW = os.environ.encodekey(_ENV_KEY)
+    _environ_get = _environ_data.get
+else:  # pragma: no cover - other Python implementations
+    _ENV_KEY_RAW = _ENV_KEY
+    _environ_get = os.environ.get
 
 
 class SDKConfig:
@@ -37,7 +51,7 @@ class SDKConfig:
     @classmethod
     def sdk_enabled(cls) -> bool:
         """Return whether tracing is enabled right now."""
-        raw = os.environ.get(cls.XRAY_ENABLED_KEY)
+        raw = _environ_get(_ENV_KEY_RAW)
         if raw is None:
             return cls.__SDK_ENABLED
         cached = cls.__env_cache

@@ -20,6 +20,9 @@ def finish_subsegment(recorder, subsegment, wrapped: Callable, instance: Any, ar
     if subsegment is None:
         return
     end_time = time.time()
+    if meta_processor is None and exception is None:
+        recorder.end_subsegment_by_handle(subsegment, end_time)
+        return
     try:
         if meta_processor is not None:
             meta_processor(wrapped=wrapped, instance=instance, args=args, kwargs=kwargs,

@@ -3,6 +3,7 @@ import logging
 import math
 import os
 import time
+from random import getrandbits as _getrandbits
 from typing import Any, Dict, Optional
 
 from ..exceptions.exceptions import AlreadyEndedException
@@ -22,13 +23,23 @@ _REQUEST_KEYS = frozenset(http.request_keys)
 _RESPONSE_KEYS = frozenset(http.response_keys)
 
 
+_clean_names: Dict[str, str] = {}
+
+
 def sanitize_name(name: Any) -> str:
-    """Drop the characters the backend rejects, warning once per call that changed something."""
-    if not isinstance(name, str):
-        name = str(name)
-    cleaned = name.translate(_NAME_STRIP_TABLE)
-    if len(cleaned) != len(name):
-        log.warning('Removed invalid characters from entity name %r.', name)
+    """Drop the characters the backend rejects, with a warning when something was removed."""
+    cleaned = _clean_names.get(name) if isinstance(name, str) else None
+    if cleaned is not None:
+        return cleaned
+    text = name if isinstance(name, str) else str(name)
+    cleaned = text.translate(_NAME_STRIP_TABLE)
+    if len(cleaned) != len(text):
+        log.warning('Removed invalid characters from entity name %r.', text)
+    elif isinstance(name, str):
+        # Names repeat (one per code path); remember the clean ones, boundedly.
+        if len(_clean_names) >= 4096:
+            _clean_names.clear()
+        _clean_names[name] = cleaned
     return cleaned
 
 
@@ -36,7 +47,8 @@ class Entity:
     """Base class of Segment and Subsegment. Mutators raise AlreadyEndedException once closed."""
 
     def __init__(self, name: str, entity_id: Optional[str] = None) -> None:
-        self.id = entity_id or os.urandom(8).hex()
+        # Entity ids need uniqueness, not secrecy; random's generator is reseeded in forked children.
+        self.id = entity_id or '%016x' % _getrandbits(64)
         self.name = sanitize_name(name)
         self.start_time = time.time()
         self.parent_id: Optional[str] = None

@@ -4,7 +4,6 @@ import traceback
 from typing import Any, Dict, Optional
 
 from ..exceptions.exceptions import SegmentNameMissingException
-from ..utils.atomic_counter import AtomicCounter
 from .entity import Entity
 from .traceid import new_trace_id
 
@@ -45,32 +44,55 @@ class Segment(Entity):
         self.user: Optional[str] = None
         self.service: Optional[Dict[str, Any]] = None
         self.origin: Optional[str] = None
-        self.ref_counter = AtomicCounter()
-        self._subsegments_counter = AtomicCounter()
-        self._emit_lock = threading.Lock()
+        # Open and total subsegment counts share one lock: they are touched on every subsegment.
+        self._counter_lock = threading.Lock()
+        self._open_count = 0
+        self._total_count = 0
         self._emitted = False
 
+    @property
+    def ref_counter(self) -> '_CounterView':
+        """Open subsegments in this segment's tree (an AtomicCounter-like view)."""
+        return _CounterView(self, '_open_count')
+
+    @property
+    def _subsegments_counter(self) -> '_CounterView':
+        return _CounterView(self, '_total_count')
+
     def add_subsegment(self, subsegment) -> None:
-        super().add_subsegment(subsegment)
-        self.increment()
+        if self.sampled or not subsegment.sampled:
+            # The common case of Entity.add_subsegment, inlined for the hot path.
+            if not self.in_progress:
+                self._check_ended()
+            subsegment.parent_id = self.id
+            self.subsegments.append(subsegment)
+        else:
+            super().add_subsegment(subsegment)
+        with self._counter_lock:
+            self._open_count += 1
+            self._total_count += 1
 
     def increment(self) -> None:
         """Count one more open subsegment anywhere in this segment's tree."""
-        self.ref_counter.increment()
-        self._subsegments_counter.increment()
+        with self._counter_lock:
+            self._open_count += 1
+            self._total_count += 1
 
     def decrement_ref_counter(self) -> None:
-        self.ref_counter.decrement()
+        with self._counter_lock:
+            self._open_count -= 1
 
     def ready_to_send(self) -> bool:
         """True once the segment is closed and no subsegment in its tree is open."""
-        return not self.in_progress and self.ref_counter.get_current() <= 0
+        return not self.in_progress and self._open_count <= 0
 
     def get_total_subsegments_size(self) -> int:
-        return self._subsegments_counter.get_current()
+        return self._total_count
 
     def decrement_subsegments_size(self) -> int:
-        return self._subsegments_counter.decrement()
+        with self._counter_lock:
+            self._total_count -= 1
+            return self._total_count
 
     def remove_subsegment(self, subsegment) -> None:
         super().remove_subsegment(subsegment)
@@ -91,7 +113,7 @@ class Segment(Entity):
 
     def claim_emission(self) -> bool:
         """Return True exactly once, so racing threads never emit the same segment twice."""
-        with self._emit_lock:
+        with self._counter_lock:
             if self._emitted:
                 return False
             self._emitted = True
@@ -107,3 +129,30 @@ class Segment(Entity):
         if self.origin:
             doc['origin'] = self.origin
         return doc
+
+
+class _CounterView:
+    """AtomicCounter-compatible access to one of a segment's counters (kept for upstream callers)."""
+
+    __slots__ = ('_segment', '_field')
+
+    def __init__(self, segment: Segment, field: str) -> None:
+        self._segment = segment
+        self._field = field
+
+    def increment(self, num: int = 1) -> int:
+        with self._segment._counter_lock:
+            value = getattr(self._segment, self._field) + num
+            setattr(self._segment, self._field, value)
+            return value
+
+    def decrement(self, num: int = 1) -> int:
+        return self.increment(-num)
+
+    def get_current(self) -> int:
+        return getattr(self._segment, self._field)
+
+    def reset(self) -> int:
+        with self._segment._counter_lock:
+            setattr(self._segment, self._field, 0)
+            return 0

@@ -1,5 +1,6 @@
 """Subsegment: a unit of work inside a segment, plus its context manager / decorator."""
 import inspect
+import time
 import traceback
 from typing import Any, Dict, Optional
 
@@ -7,7 +8,7 @@ import wrapt
 
 from .. import _recording
 from ..exceptions.exceptions import SegmentNotFoundException
-from .entity import Entity
+from .entity import Entity, _clean_names, _getrandbits, sanitize_name
 
 SUBSEGMENT_RECORDING_ATTRIBUTE = '_self___SUBSEGMENT_RECORDING_ATTRIBUTE__'
 
@@ -62,10 +63,11 @@ class SubsegmentContextManager:
                                                      namespace, None)
             decorated = async_wrapper(wrapped)
         else:
+            record = recorder.record_subsegment
+
             @wrapt.decorator
             def wrapper(wrapped, instance, args, kwargs):
-                return recorder.record_subsegment(
-                    wrapped, instance, args, kwargs, name=name, namespace=namespace, meta_processor=None)
+                return record(wrapped, instance, args, kwargs, name, namespace, None)
             decorated = wrapper(wrapped)
         set_as_recording(decorated, wrapped)
         return decorated
@@ -89,7 +91,22 @@ class Subsegment(Entity):
     def __init__(self, name: str, namespace: str, segment) -> None:
         if not segment:
             raise SegmentNotFoundException('A parent segment is required for creating subsegments.')
-        super().__init__(name)
+        # Entity.__init__ inlined: this runs for every captured call.
+        self.id = '%016x' % _getrandbits(64)
+        self.name = _clean_names.get(name) or sanitize_name(name)
+        self.start_time = time.time()
+        self.parent_id = None
+        self.sampled = True
+        self.in_progress = True
+        self.end_time = None
+        self.http = {}
+        self.annotations = {}
+        self.metadata = {}
+        self.aws = {}
+        self.cause = {}
+        self.subsegments = []
+        self.error = self.fault = self.throttle = False
+        self._origin_trace_header = None
         self.parent_segment = segment
         self.trace_id = segment.trace_id
         self.type = 'subsegment'
@@ -105,8 +122,13 @@ class Subsegment(Entity):
         self.parent_segment.decrement_subsegments_size()
 
     def close(self, end_time: Optional[float] = None) -> None:
-        super().close(end_time)
-        self.parent_segment.decrement_ref_counter()
+        if not self.in_progress:
+            self._check_ended()
+        self.end_time = end_time if end_time is not None else time.time()
+        self.in_progress = False
+        segment = self.parent_segment
+        with segment._counter_lock:
+            segment._open_count -= 1
 
     def set_sql(self, sql: Dict[str, Any]) -> None:
         """Set the ``sql`` block (url, database_type, sanitized_query, ...)."""

@@ -3,6 +3,8 @@ import logging
 import os
 from typing import Any, Dict, Iterable, List
 
+from ..utils.ids import random_hex
+
 log = logging.getLogger(__name__)
 
 # Frames inside this SDK are noise for users; upstream filters its own package the same way.
@@ -26,7 +28,7 @@ class Throwable:
     """An exception with its stack, marked on the exception object so outer entities refer to it by id."""
 
     def __init__(self, exception: BaseException, stack, remote: bool = False) -> None:
-        self.id = os.urandom(8).hex()
+        self.id = random_hex(8)
         try:
             message = str(exception)
         except Exception:  # noqa: BLE001 - a broken __str__ must not break recording

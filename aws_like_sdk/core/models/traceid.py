@@ -1,6 +1,7 @@
 """Trace id generation: ``1-<epoch seconds hex>-<24 random hex>``."""
-import os
 import time
+
+from ..utils.ids import random_hex
 
 
 class TraceId:
@@ -11,7 +12,7 @@ class TraceId:
 
     def __init__(self) -> None:
         self.start_time = int(time.time())
-        self.__number = os.urandom(12).hex()
+        self.__number = random_hex(12)
 
     def to_id(self) -> str:
         """Return the trace id string."""
@@ -20,4 +21,4 @@ class TraceId:
 
 def new_trace_id() -> str:
     """Fast path used by the recorder: the same format as ``TraceId().to_id()``."""
-    return '1-%08x-%s' % (int(time.time()), os.urandom(12).hex())
+    return '1-%08x-%s' % (int(time.time()), random_hex(12))

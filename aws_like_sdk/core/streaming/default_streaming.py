@@ -18,7 +18,7 @@ class DefaultStreaming:
         """True for a sampled segment with more subsegments than the threshold."""
         if segment is None or not segment.sampled:
             return False
-        return segment.get_total_subsegments_size() > self._threshold
+        return segment._total_count > self._threshold
 
     def stream(self, entity, callback: Callable) -> None:
         """Send every completed subtree under ``entity`` through ``callback`` and detach it."""

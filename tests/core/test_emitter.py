@@ -1,0 +1,121 @@
+import json
+import logging
+import os
+import socket
+
+from aws_like_sdk.core.emitters.encoding import MAX_DATAGRAM_BYTES, TRUNCATED_KEY, encode_document, to_datagrams
+from aws_like_sdk.core.emitters.udp_emitter import UDPEmitter
+from aws_like_sdk.core.models.segment import Segment
+from tests.support.udp_sink import assemble, walk
+
+
+def test_large_segment_below_streaming_threshold_is_split(recorder, udp_sink):
+    recorder.configure(streaming_threshold=10000)
+    with recorder.in_segment('bulky') as segment:
+        for i in range(40):
+            with recorder.in_subsegment('part%d' % i):
+                recorder.put_metadata('blob', 'x' * 5000)
+                with recorder.in_subsegment('leaf%d' % i):
+                    pass
+    docs = udp_sink.settle(quiet=0.2)
+    assert len(docs) > 1
+    assert all(len(d) <= MAX_DATAGRAM_BYTES for d in udp_sink.datagrams)
+    (tree,) = assemble(docs).values()
+    assert tree['id'] == segment.id
+    entities = list(walk(tree))
+    assert len(entities) == 81
+    for entity, parent in entities[1:]:
+        assert entity['parent_id'] == parent['id'] and entity['trace_id'] == segment.trace_id
+
+
+def test_single_oversized_entity_is_shrunk_with_marker(recorder, udp_sink, caplog):
+    caplog.set_level(logging.WARNING)
+    with recorder.in_segment('huge') as segment:
+        segment.put_annotation('kept', 'yes')
+        recorder.put_metadata('blob', 'y' * 200000)
+    (doc,) = udp_sink.wait_for(1)
+    assert len(udp_sink.datagrams[0]) <= MAX_DATAGRAM_BYTES
+    assert TRUNCATED_KEY in doc['metadata']['default']
+    assert doc['id'] == segment.id and doc['end_time']
+    assert 'over the' in caplog.text
+
+
+def test_to_datagrams_pieces_each_fit():
+    doc = {'id': 'a' * 16, 'name': 'x', 'trace_id': '1-00000001-' + 'b' * 24, 'start_time': 1, 'end_time': 2,
+           'subsegments': [{'id': '%016x' % i, 'name': 's', 'start_time': 1, 'end_time': 2,
+                            'metadata': {'default': {'v': 'z' * 3000}}} for i in range(100)]}
+    pieces = to_datagrams(doc)
+    assert len(pieces) > 1 and all(len(p) <= MAX_DATAGRAM_BYTES for p in pieces)
+    bodies = [json.loads(p.partition(b'\n')[2]) for p in pieces]
+    children = [b for b in bodies if b.get('type') == 'subsegment']
+    assert len(children) == 100 and all(c['parent_id'] == 'a' * 16 for c in children)
+
+
+def test_encode_document_survives_cycles_nan_and_surrogates():
+    cyclic = {}
+    cyclic['me'] = cyclic
+    encoded = encode_document({'aws': cyclic, 'f': float('nan'), 's': '\ud800', 'o': object()})
+    parsed = json.loads(encoded)
+    assert parsed['f'] is None
+
+
+def test_unreachable_daemon_logs_once_and_never_raises(caplog):
+    caplog.set_level(logging.DEBUG, logger='aws_like_sdk')
+    emitter = UDPEmitter('no-such-host.invalid:2000')
+    segment = Segment('svc')
+    segment.close()
+    for _ in range(5):
+        emitter.send_entity(segment)
+    errors = [r for r in caplog.records if r.levelno == logging.ERROR]
+    assert len(errors) == 1 and 'Failed to send entity' in errors[0].getMessage()
+    assert emitter.dropped == 5
+
+
+def test_closed_port_does_not_affect_application():
+    probe = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    probe.bind(('127.0.0.1', 0))
+    port = probe.getsockname()[1]
+    probe.close()
+    emitter = UDPEmitter('127.0.0.1:%d' % port)
+    segment = Segment('svc')
+    segment.close()
+    for _ in range(3):
+        emitter.send_entity(segment)
+    assert emitter.sent + emitter.dropped == 3
+
+
+def test_message_too_long_is_logged_not_raised(udp_sink, caplog):
+    caplog.set_level(logging.ERROR)
+    emitter = UDPEmitter(udp_sink.address)
+    emitter._send_data(b'x' * 70000)
+    emitter._send_data(b'x' * 70000)
+    assert emitter.dropped == 2
+    assert len([r for r in caplog.records if 'Failed to send entity' in r.getMessage()]) == 1
+
+
+def test_invalid_env_address_never_fails_at_construction(monkeypatch, caplog):
+    monkeypatch.setenv('AWS_XRAY_DAEMON_ADDRESS', 'garbage')
+    emitter = UDPEmitter()
+    assert (emitter.ip, emitter.port) == ('127.0.0.1', 2000)
+    assert 'Invalid daemon address' in caplog.text
+
+
+def test_socket_recreated_after_fork(udp_sink):
+    emitter = UDPEmitter(udp_sink.address)
+    segment = Segment('parent')
+    segment.close()
+    emitter.send_entity(segment)
+    parent_socket = emitter._socket
+    pid = os.fork()
+    if pid == 0:  # child: must not reuse the parent's socket object
+        try:
+            child = Segment('child')
+            child.close()
+            emitter.send_entity(child)
+            os._exit(0 if emitter._socket is not parent_socket else 1)
+        except BaseException:
+            os._exit(2)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    names = sorted(d['name'] for d in udp_sink.wait_for(2))
+    assert names == ['child', 'parent']
