@@ -1,4 +1,5 @@
 """The daemon's HTTP side: JSON API, local PutTraceSegments, safety checks."""
+import http.client
 import json
 
 from .conftest import segment, wait_for
@@ -50,8 +51,13 @@ def test_bad_posts(daemon):
     assert daemon.request('POST', '/SamplingTargets', b'{"SamplingStatisticsDocuments": 3}')[0] == 400
     assert daemon.request('POST', '/Unknown', b'{}')[0] == 404
     assert daemon.request('POST', '/TelemetryRecords', b'{}')[0] == 200
-    status, _, _ = daemon.request('POST', '/TraceSegments', b'x' * (2 * 1024 * 1024))
-    assert status == 413
+    # Announce a 2 MiB body without sending it: the daemon must answer 413 without reading it.
+    conn = http.client.HTTPConnection(*daemon.tcp, timeout=10)
+    conn.putrequest('POST', '/TraceSegments')
+    conn.putheader('Content-Length', str(2 * 1024 * 1024))
+    conn.endheaders()
+    assert conn.getresponse().status == 413
+    conn.close()
 
 
 def test_service_map(daemon):
