@@ -118,7 +118,11 @@ class XRayMiddleware:
         status = state.status
         if exception is not None and (status is None or status < 500):
             status = 500
-        state.handle.finish(status=status, content_length=state.content_length, exception=exception)
+        stack = None
+        if exception is not None:
+            # The innermost frames say where it failed; the outer ones are Flask and the server.
+            stack = traceback.extract_tb(exception.__traceback__)[-self._recorder.max_trace_back:]
+        state.handle.finish(status=status, content_length=state.content_length, exception=exception, stack=stack)
 
     # -- templates -----------------------------------------------------------------------------
     def _before_render(self, sender: Any, template: Any = None, context: Any = None, **extra: Any) -> None:
@@ -159,5 +163,5 @@ class XRayMiddleware:
                 continue
             if exception is not None and position == 0:
                 subsegment.add_exception(exception, traceback.extract_tb(
-                    exception.__traceback__, limit=self._recorder.max_trace_back))
+                    exception.__traceback__)[-self._recorder.max_trace_back:])
             self._recorder.end_subsegment_by_handle(subsegment)

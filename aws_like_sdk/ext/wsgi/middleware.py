@@ -4,6 +4,7 @@ Ending on ``close()`` rather than when the application returns times streamed bo
 the segment covers producing and sending every chunk.
 """
 import logging
+import traceback
 from typing import Any, Callable, Iterable, Iterator, List, Optional, Tuple
 from urllib.parse import quote
 
@@ -70,6 +71,11 @@ def _incoming_request(environ: dict, name: Optional[str]) -> IncomingRequest:
     )
 
 
+def _innermost_frames(exception: BaseException, handle: RequestTrace) -> List[Any]:
+    # The innermost frames say where it failed; the outer ones are the server and middleware stack.
+    return traceback.extract_tb(exception.__traceback__)[-handle.recorder.max_trace_back:]
+
+
 class _Outcome:
     """The response as the server saw it: status, declared length, and bytes actually produced."""
 
@@ -132,7 +138,7 @@ class XRayMiddleware:
         try:
             body = self.wsgi_app(environ, traced_start_response)
         except BaseException as exc:
-            handle.finish(status=outcome.status, exception=exc)
+            handle.finish(status=outcome.status, exception=exc, stack=_innermost_frames(exc, handle))
             raise
         return _TracedBody(body, handle, outcome)
 
@@ -176,4 +182,5 @@ class _TracedBody:
             length = outcome.content_length
             if length is None and exception is None:
                 length = outcome.body_bytes
-            self._handle.finish(status=outcome.status, content_length=length, exception=exception)
+            stack = _innermost_frames(exception, self._handle) if exception is not None else None
+            self._handle.finish(status=outcome.status, content_length=length, exception=exception, stack=stack)
