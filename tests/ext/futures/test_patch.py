@@ -137,3 +137,16 @@ async def test_run_in_executor_sees_the_task_context(patched, recorder, udp_sink
 
 def test_patch_all_style_names_are_exposed():
     assert futures.__all__ == ['patch', 'unpatch', 'is_patched']
+
+
+def test_patcher_name_futures_turns_the_patch_on_and_off():
+    patcher = pytest.importorskip('aws_like_sdk.core.patcher')
+    patcher.patch(['futures'])
+    try:
+        assert futures.is_patched()
+        VAR.set('caller')
+        with ThreadPoolExecutor(1) as pool:
+            assert pool.submit(VAR.get).result(5) == 'caller'
+    finally:
+        patcher.unpatch(['futures'])
+    assert not futures.is_patched()
