@@ -186,8 +186,12 @@ async def test_the_application_sees_exactly_what_the_handler_produced(xray, udp_
                       web.get('/n', returns_none)], _observer(seen))
     async with serve(app) as server, aiohttp.ClientSession() as session:
         for path in ('/r', '/e', '/h', '/n'):
-            async with session.get(server.make_url(path)) as resp:
-                await resp.read()
+            try:
+                async with session.get(server.make_url(path)) as resp:
+                    await resp.read()
+            except aiohttp.ServerDisconnectedError:
+                # aiohttp < 3.10 drops the connection when a handler returns None.
+                assert path == '/n'
     assert seen[0][0] == 'returned' and seen[0][1] is response
     assert seen[1][0] == 'raised' and seen[1][1] is error
     assert error.__cause__ is None and error.__suppress_context__ is False

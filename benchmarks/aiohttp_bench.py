@@ -1,0 +1,185 @@
+"""Added cost per request of the aiohttp server middleware: aws_like_sdk versus aws-xray-sdk.
+
+Three identical aiohttp servers run in separate processes (so neither SDK's global state, nor
+aws-xray-sdk's task factory, touches the others): no middleware, aws_like_sdk's middleware and
+aws-xray-sdk's middleware (skipped when it is not installed). Both SDKs sample every request and emit
+every segment over UDP to a loopback socket of their own. One client in this process sends
+keep-alive requests over a raw connection to each server in interleaved rounds, so drift in machine
+speed hits all variants alike. The added cost of a middleware is its median per-request time minus
+the median of the server without middleware.
+
+Run from the repository root: PYTHONPATH=. python benchmarks/aiohttp_bench.py [--requests N] [--rounds R]
+"""
+import argparse
+import asyncio
+import logging
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import time
+from typing import Dict, List, Optional
+
+VARIANTS = ('plain', 'aws_like_sdk', 'aws_xray_sdk')
+REQUEST = b'GET /items/42?q=1 HTTP/1.1\r\nHost: bench.local\r\nUser-Agent: bench\r\n\r\n'
+
+
+# -- server side (runs in a child process) -----------------------------------------------------------
+def _middlewares(variant: str, daemon_address: str) -> list:
+    if variant == 'aws_like_sdk':
+        from aws_like_sdk.core import xray_recorder
+        from aws_like_sdk.core.async_context import AsyncContext
+        from aws_like_sdk.ext.aiohttp.middleware import middleware
+        xray_recorder.configure(service='bench', sampling=False, context=AsyncContext(),
+                                daemon_address=daemon_address)
+        return [middleware]
+    if variant == 'aws_xray_sdk':
+        from aws_xray_sdk.core import xray_recorder
+        from aws_xray_sdk.core.async_context import AsyncContext
+        from aws_xray_sdk.ext.aiohttp.middleware import middleware
+        xray_recorder.configure(service='bench', sampling=False, context=AsyncContext(),
+                                daemon_address=daemon_address)
+        return [middleware]
+    return []
+
+
+async def _serve(variant: str) -> None:
+    from aiohttp import web
+
+    # A bound socket nobody reads: the kernel accepts each datagram (and drops it once the buffer is
+    # full), so both SDKs pay for a real sendto without a reader competing for the CPU.
+    sink = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sink.bind(('127.0.0.1', 0))
+    daemon_address = '127.0.0.1:%d' % sink.getsockname()[1]
+
+    async def handler(request: web.Request) -> web.Response:
+        return web.Response(text='ok')
+
+    app = web.Application(middlewares=_middlewares(variant, daemon_address))
+    app.router.add_get('/items/{item_id}', handler)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, '127.0.0.1', 0)
+    await site.start()
+    port = runner.addresses[0][1]
+    print(port, flush=True)
+    # Serve until the parent closes our stdin (or at most ten minutes).
+    loop = asyncio.get_running_loop()
+    try:
+        await asyncio.wait_for(loop.run_in_executor(None, sys.stdin.read), 600)
+    finally:
+        await runner.cleanup()
+        sink.close()
+
+
+# -- client side ------------------------------------------------------------------------------------
+class Connection:
+    """One keep-alive HTTP/1.1 connection with just enough parsing for these fixed responses."""
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.reader = reader
+        self.writer = writer
+
+    @classmethod
+    async def open(cls, port: int) -> 'Connection':
+        reader, writer = await asyncio.open_connection('127.0.0.1', port)
+        return cls(reader, writer)
+
+    async def request(self) -> None:
+        self.writer.write(REQUEST)
+        head = await self.reader.readuntil(b'\r\n\r\n')
+        length = 0
+        for line in head.split(b'\r\n'):
+            if line[:15].lower() == b'content-length:':
+                length = int(line[15:])
+        if not head.startswith(b'HTTP/1.1 200'):
+            raise RuntimeError('unexpected response: %r' % head[:80])
+        await self.reader.readexactly(length)
+
+    def close(self) -> None:
+        self.writer.close()
+
+
+async def _time_requests(conn: Connection, count: int) -> float:
+    start = time.perf_counter()
+    for _ in range(count):
+        await conn.request()
+    return (time.perf_counter() - start) / count
+
+
+async def _measure(ports: Dict[str, int], requests: int, rounds: int) -> Dict[str, List[float]]:
+    conns = {name: await Connection.open(port) for name, port in ports.items()}
+    try:
+        for conn in conns.values():  # warm up both sides
+            await _time_requests(conn, max(200, requests // 5))
+        samples: Dict[str, List[float]] = {name: [] for name in ports}
+        for _ in range(rounds):
+            for name, conn in conns.items():
+                samples[name].append(await _time_requests(conn, requests))
+        return samples
+    finally:
+        for conn in conns.values():
+            conn.close()
+
+
+def _start_server(variant: str) -> Optional[subprocess.Popen]:
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [os.getcwd(), os.environ.get('PYTHONPATH')])))
+    proc = subprocess.Popen([sys.executable, __file__, '--serve', variant], stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, text=True)
+    line = proc.stdout.readline().strip()
+    if not line.isdigit():
+        proc.kill()
+        err = proc.stderr.read()
+        print('%s: not run (%s)' % (variant, err.strip().splitlines()[-1] if err.strip() else 'no output'))
+        return None
+    proc.port = int(line)  # type: ignore[attr-defined]
+    return proc
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument('--serve', choices=VARIANTS, help=argparse.SUPPRESS)
+    parser.add_argument('--requests', type=int, default=500, help='requests per round and variant')
+    parser.add_argument('--rounds', type=int, default=30, help='interleaved rounds')
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.ERROR)
+    if args.serve:
+        asyncio.run(_serve(args.serve))
+        return
+
+    procs = {}
+    try:
+        for variant in VARIANTS:
+            proc = _start_server(variant)
+            if proc is not None:
+                procs[variant] = proc
+        ports = {name: proc.port for name, proc in procs.items()}  # type: ignore[attr-defined]
+        samples = asyncio.run(_measure(ports, args.requests, args.rounds))
+    finally:
+        for proc in procs.values():
+            proc.stdin.close()
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+
+    import aiohttp
+    print('aiohttp %s, Python %s; %d rounds x %d keep-alive requests per variant'
+          % (aiohttp.__version__, sys.version.split()[0], args.rounds, args.requests))
+    # The best round is the one least disturbed by other work on the machine; the median shows
+    # what a loaded machine looks like. Both are reported, the ratio uses each.
+    for label, pick in (('best round', min), ('median round', statistics.median)):
+        per_request = {name: pick(values) * 1e6 for name, values in samples.items()}
+        base = per_request['plain']
+        print('%s:' % label)
+        for name, value in per_request.items():
+            added = '' if name == 'plain' else '   added %6.1f us' % (value - base)
+            print('  %-14s %7.1f us/request%s' % (name, value, added))
+        if 'aws_xray_sdk' in per_request and per_request['aws_xray_sdk'] > base:
+            ratio = (per_request['aws_like_sdk'] - base) / (per_request['aws_xray_sdk'] - base)
+            print('  aws_like_sdk added cost = %.2fx aws_xray_sdk added cost (target <= 0.30x)' % ratio)
+
+
+if __name__ == '__main__':
+    main()
