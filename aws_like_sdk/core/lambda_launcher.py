@@ -7,7 +7,7 @@ import os
 from typing import Optional
 
 from .. import global_sdk_config
-from .context import Context, _is_subsegment
+from .context import Context, _adopt_late_subsegment, _is_subsegment
 from .models.dummy_entities import DummySegment
 from .models.facade_segment import FacadeSegment
 from .models.trace_header import TraceHeader
@@ -50,7 +50,10 @@ class LambdaContext(Context):
         if getattr(facade, 'initializing', False) or (isinstance(facade, DummySegment) and not self._header_seen):
             log.warning('Subsegment %s discarded due to Lambda worker still initializing.', subsegment.name)
             return
-        entity.add_subsegment(subsegment)
+        if entity.in_progress:
+            entity.add_subsegment(subsegment)
+        else:  # work that outlived its parent subsegment: never raise into the handler
+            _adopt_late_subsegment(self._entities.get(), subsegment)
         self._entities.set(self._entities.get() + (subsegment,))
 
     def set_trace_entity(self, trace_entity) -> None:

@@ -199,3 +199,24 @@ async def test_late_siblings_after_the_segment_keep_the_task_context_usable(reco
     assert seen == [seg]
     docs = collect(3 if sampled else 0).documents
     assert [d['name'] for d in docs] == (['seg', 'late1', 'late2'] if sampled else [])
+
+
+async def test_late_subsegment_in_lambda_goes_under_the_facade(monkeypatch, udp_sink):
+    from aws_like_sdk.core.async_recorder import AsyncAWSXRayRecorder
+    monkeypatch.setenv('LAMBDA_TASK_ROOT', '/var/task')
+    monkeypatch.setenv('_X_AMZN_TRACE_ID', 'Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1')
+    recorder = AsyncAWSXRayRecorder()
+    recorder.configure(daemon_address=udp_sink.address)
+
+    async def background():
+        await asyncio.sleep(0.01)
+        async with recorder.in_subsegment_async('late') as late:
+            return late
+
+    async with recorder.in_subsegment_async('parent') as parent:
+        task = asyncio.ensure_future(background())
+    late = await task
+    docs = {d['name']: d for d in udp_sink.wait_for(2)}
+    assert docs['late']['parent_id'] == '53995c3f42cd8ad8' == docs['parent']['parent_id']
+    assert _late_note(docs['late'])['intended_parent_id'] == parent.id
+    assert late.parent_id == '53995c3f42cd8ad8'
