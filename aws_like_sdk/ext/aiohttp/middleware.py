@@ -51,7 +51,8 @@ async def middleware(request: web.Request, handler: Handler) -> web.StreamRespon
     Returns:
         The handler's response, with the trace header added when it has not been sent yet.
     """
-    if is_suppressed():
+    # With the SDK switched off the application must look exactly as if it were not instrumented.
+    if is_suppressed() or not xray_recorder.enabled:
         return await handler(request)
     trace = _begin(request)
     if trace is None:

@@ -377,6 +377,7 @@ async def test_sdk_disabled_serves_untraced(xray, udp_sink):
         async with session.get(server.make_url('/hello')) as resp:
             assert resp.status == 200
             assert await resp.text() == 'hello'
+            assert XRAY not in resp.headers
         async with session.get(server.make_url('/boom')) as resp:
             assert resp.status == 500
     assert await quiet(udp_sink) == []
