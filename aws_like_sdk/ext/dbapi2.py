@@ -13,6 +13,7 @@ proxied cursors whose ``execute``, ``executemany`` and ``callproc`` are recorded
 
 Proxies keep their state in ``_self_*`` attributes so they never shadow the driver's own.
 """
+import functools
 import logging
 from typing import Any, Callable, Dict, Mapping, Optional
 
@@ -22,7 +23,7 @@ from .. import global_sdk_config
 from ..core import _recording
 from ..core.models.entity import sanitize_name
 from ..core.suppression import is_suppressed
-from ._patching import guard
+from ._patching import guard, log_once
 from ._sql import build_sql_meta, query_for_trace
 
 log = logging.getLogger(__name__)
@@ -34,9 +35,16 @@ _SQL_KEYS = ('url', 'user', 'database_type', 'database_version', 'driver_version
 _QUERY_KEYWORDS = ('query', 'sql', 'operation', 'procname', 'statement')
 
 
+_global_recorder = None
+
+
 def _recorder():
-    from ..core import xray_recorder
-    return xray_recorder
+    # Imported on first use (the core package imports ext lazily) and kept: this runs per query.
+    global _global_recorder
+    if _global_recorder is None:
+        from ..core import xray_recorder
+        _global_recorder = xray_recorder
+    return _global_recorder
 
 
 def current_entity(recorder) -> Any:
@@ -56,11 +64,18 @@ def current_entity(recorder) -> Any:
 
 
 def should_trace(recorder) -> bool:
-    """True when a call made now would be recorded (not suppressed, SDK on, a sampled entity)."""
-    if is_suppressed() or not global_sdk_config.sdk_enabled():
+    """True when a call made now would be recorded (not suppressed, SDK on, a sampled entity).
+
+    Never raises: a failure here means "don't trace", so it can run ahead of the guarded path.
+    """
+    try:
+        if is_suppressed() or not global_sdk_config.sdk_enabled():
+            return False
+        entity = current_entity(recorder)
+        return entity is not None and bool(entity.sampled)
+    except Exception:  # noqa: BLE001
+        log_once('dbapi2.should_trace', 'Could not read the current trace entity; the call proceeds untraced.')
         return False
-    entity = current_entity(recorder)
-    return entity is not None and bool(entity.sampled)
 
 
 def _query_of(args, kwargs) -> Any:
@@ -72,6 +87,19 @@ def _query_of(args, kwargs) -> Any:
     return None
 
 
+@functools.lru_cache(maxsize=512)
+def _cached_query_text(query: str, stream_sql: Any) -> Optional[str]:
+    return query_for_trace(query, stream_sql)
+
+
+def _query_text(query: Any, stream_sql: Any) -> Optional[str]:
+    # Applications run the same parameterized statements over and over; sanitizing is a regex pass
+    # that costs more than the rest of the instrumentation, so remember recent results.
+    if isinstance(query, str) and isinstance(stream_sql, (bool, str)):
+        return _cached_query_text(query, stream_sql)
+    return query_for_trace(query, stream_sql)
+
+
 def _make_tracer(method: str) -> Callable:
     def tracer(wrapped, instance, args, kwargs):
         recorder = _recorder()
@@ -79,7 +107,7 @@ def _make_tracer(method: str) -> Callable:
             return wrapped(*args, **kwargs)
         name = instance._self_xray_name or method
         sql = dict(instance._self_xray_sql)
-        text = query_for_trace(_query_of(args, kwargs), recorder.stream_sql)
+        text = _query_text(_query_of(args, kwargs), recorder.stream_sql)
         if text:
             sql['sanitized_query'] = text
 
@@ -163,14 +191,22 @@ class XRayTracedCursor(wrapt.ObjectProxy):
 
     def execute(self, query: Any, *args: Any, **kwargs: Any) -> Any:
         """Run ``query`` inside a subsegment and return what the driver returns."""
+        if not should_trace(_recorder()):
+            # The untraced path skips the guard's bookkeeping: most queries in a process that is
+            # not sampling, or outside any segment, take it.
+            return self._xray_result(self.__wrapped__.execute(query, *args, **kwargs))
         return self._xray_result(_trace_execute(self.__wrapped__.execute, self, (query,) + args, kwargs))
 
     def executemany(self, query: Any, *args: Any, **kwargs: Any) -> Any:
         """Run ``executemany`` inside a subsegment; parameters are not recorded."""
+        if not should_trace(_recorder()):
+            return self._xray_result(self.__wrapped__.executemany(query, *args, **kwargs))
         return self._xray_result(_trace_executemany(self.__wrapped__.executemany, self, (query,) + args, kwargs))
 
     def callproc(self, proc: Any, *args: Any, **kwargs: Any) -> Any:
         """Call a stored procedure inside a subsegment; the procedure name stands for the query."""
+        if not should_trace(_recorder()):
+            return self._xray_result(self.__wrapped__.callproc(proc, *args, **kwargs))
         return self._xray_result(_trace_callproc(self.__wrapped__.callproc, self, (proc,) + args, kwargs))
 
     def __enter__(self) -> Any:

@@ -11,7 +11,7 @@ import sqlite3
 from typing import Any
 
 from .._patching import guard, is_wrapped, unwrap, wrap
-from ..dbapi2 import XRayTracedConn, XRayTracedCursor, _trace_executescript
+from ..dbapi2 import XRayTracedConn, XRayTracedCursor, _recorder, _trace_executescript, should_trace
 
 log = logging.getLogger(__name__)
 
@@ -23,6 +23,8 @@ class XRayTracedSQLiteCursor(XRayTracedCursor):
 
     def executescript(self, sql_script: Any, *args: Any, **kwargs: Any) -> Any:
         """Run a script inside a subsegment."""
+        if not should_trace(_recorder()):
+            return self._xray_result(self.__wrapped__.executescript(sql_script, *args, **kwargs))
         return self._xray_result(
             _trace_executescript(self.__wrapped__.executescript, self, (sql_script,) + args, kwargs))
 

@@ -162,7 +162,7 @@ def test_instrumentation_failure_is_logged_once_and_the_query_still_runs(xray, u
     def broken(query, stream_sql):
         raise RuntimeError('instrumentation bug')
 
-    monkeypatch.setattr(dbapi2, 'query_for_trace', broken)
+    monkeypatch.setattr(dbapi2, '_query_text', broken)
     conn = XRayTracedConn(raw_conn)
     with xray.in_segment('broken'):
         assert conn.cursor().execute('select 5').fetchone() == (5,)
