@@ -8,7 +8,7 @@ code that used them directly.
 """
 import asyncio
 import weakref
-from typing import Any, Coroutine, Dict, Optional
+from typing import Any, Coroutine, Optional
 
 from .context import Context
 

@@ -8,9 +8,8 @@ import itertools
 import logging
 import os
 import threading
-import weakref
 from contextvars import ContextVar
-from typing import Any, Callable, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 from .. import global_sdk_config
 from .exceptions.exceptions import AlreadyEndedException, SegmentNotFoundException
@@ -28,8 +27,9 @@ LATE_METADATA_KEY = 'late_subsegment'
 _context_ids = itertools.count()
 
 # Late subsegments whose whole ancestry had ended, by segment; each is sent on its own once its
-# subtree is closed. Weak keys: a segment nobody references any more takes its list with it.
-_detached: 'weakref.WeakKeyDictionary[Any, List[Any]]' = weakref.WeakKeyDictionary()
+# subtree is closed, and the entry goes with it. (A late subsegment references its segment, so
+# weak keys would not free anything earlier.)
+_detached: Dict[Any, List[Any]] = {}
 _detached_lock = threading.Lock()
 
 
