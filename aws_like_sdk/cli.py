@@ -143,7 +143,6 @@ def _use_color(args: argparse.Namespace) -> bool:
 def run_traces(args: argparse.Namespace) -> int:
     """``aws-like-sdk traces``: print trace trees, optionally following new ones."""
     from .daemon.client import SourceError, newest_first
-    from .daemon.render import render_trace
     color = _use_color(args)
     try:
         source = _source(args)

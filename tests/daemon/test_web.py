@@ -2,7 +2,7 @@
 import http.client
 import json
 
-from .conftest import segment, wait_for
+from .conftest import segment
 
 
 def test_api_lists_filters_and_reports_bad_parameters(daemon):
