@@ -2,7 +2,7 @@
 
 Workload (per iteration, inside a running event loop): one segment (``in_segment_async``) holding
 10 ``capture_async`` subsegments awaited one after another and 10 more run with ``asyncio.gather``,
-then the segment is emitted to a loopback UDP receiver that counts the datagrams. Both SDKs run in
+then the segment is emitted to a loopback UDP receiver (a child process) that counts the datagrams. Both SDKs run in
 the same process, rounds interleaved; the figure is the median time per iteration over the rounds.
 
 Also reported: the same workload with no tracing at all (the asyncio floor: creating 10 tasks for
@@ -15,10 +15,9 @@ import argparse
 import asyncio
 import logging
 import os
-import socket
 import statistics
+import subprocess
 import sys
-import threading
 import time
 import warnings
 
@@ -28,38 +27,61 @@ SEQUENTIAL = 10
 GATHERED = 10
 
 
+# The receiver runs in its own process: a receiving thread in this process would compete for the
+# GIL with every sendto and blur the comparison.
+_RECEIVER_SOURCE = r"""
+import selectors, socket, sys
+sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 32 * 1024 * 1024)
+sock.bind(('127.0.0.1', 0))
+sock.setblocking(False)
+print(sock.getsockname()[1], flush=True)
+sel = selectors.DefaultSelector()
+sel.register(sock, selectors.EVENT_READ, 'udp')
+sel.register(sys.stdin, selectors.EVENT_READ, 'cmd')
+count = 0
+while True:
+    for key, _ in sel.select(timeout=30):
+        if key.data == 'udp':
+            while True:
+                try:
+                    sock.recv(70000)
+                except BlockingIOError:
+                    break
+                count += 1
+        else:
+            line = sys.stdin.readline()
+            if not line or line.strip() == 'stop':
+                sys.exit(0)
+            print(count, flush=True)
+"""
+
+
 class Receiver:
-    """Drains a loopback UDP socket on a thread and counts datagrams."""
+    """Counts datagrams arriving on a loopback UDP port, in a child process."""
 
     def __init__(self) -> None:
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 32 * 1024 * 1024)
-        self.sock.bind(('127.0.0.1', 0))
-        self.sock.settimeout(0.1)
-        self.address = '127.0.0.1:%d' % self.sock.getsockname()[1]
-        self.count = 0
-        self._stop = False
-        self.thread = threading.Thread(target=self._run, name='bench-receiver', daemon=True)
-        self.thread.start()
+        self.proc = subprocess.Popen([sys.executable, '-c', _RECEIVER_SOURCE], stdin=subprocess.PIPE,
+                                     stdout=subprocess.PIPE, text=True)
+        self.address = '127.0.0.1:%d' % int(self.proc.stdout.readline())
 
-    def _run(self) -> None:
-        while not self._stop:
-            try:
-                self.sock.recv(70000)
-                self.count += 1
-            except socket.timeout:
-                continue
+    def count(self) -> int:
+        self.proc.stdin.write('count\n')
+        self.proc.stdin.flush()
+        return int(self.proc.stdout.readline())
 
     def wait_for(self, expected: int, timeout: float = 10.0) -> int:
         deadline = time.time() + timeout
-        while self.count < expected and time.time() < deadline:
-            time.sleep(0.01)
-        return self.count
+        count = self.count()
+        while count < expected and time.time() < deadline:
+            time.sleep(0.05)
+            count = self.count()
+        return count
 
     def close(self) -> None:
-        self._stop = True
-        self.thread.join()
-        self.sock.close()
+        self.proc.stdin.write('stop\n')
+        self.proc.stdin.flush()
+        self.proc.wait(5)
 
 
 def make_workload(recorder):
