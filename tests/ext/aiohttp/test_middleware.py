@@ -396,3 +396,41 @@ async def test_missing_service_name_serves_untraced(xray, udp_sink):
 def test_is_a_new_style_middleware():
     assert getattr(middleware, '__middleware_version__', None) == 1
     assert asyncio.iscoroutinefunction(middleware)
+
+
+async def _fetch_all(server, requests):
+    results = []
+    async with aiohttp.ClientSession() as session:
+        for method, path, headers in requests:
+            async with session.request(method, server.make_url(path), headers=headers) as resp:
+                results.append((resp.status, await resp.read(), resp.headers.get('Content-Type')))
+    return results
+
+
+async def test_responses_are_identical_with_and_without_the_middleware(xray, udp_sink):
+    requests = [('GET', '/hello', {}), ('GET', '/users/%C3%BC', {}), ('GET', '/users/%ZZ', {}),
+                ('GET', '/' + 'a' * 2000, {}), ('POST', '/hello', {}), ('GET', '/boom', {}),
+                ('GET', '/raise/429', {}), ('GET', '/stream', {}),
+                ('GET', '/hello', {XRAY: 'Root=zz;Parent=;;Sampled=maybe'}),
+                ('GET', '/hello', {'X-Forwarded-For': ',,,'}), ('GET', '/hello', {'User-Agent': ''})]
+    plain = web.Application()
+    plain.add_routes(routes)
+    async with serve(plain) as server:
+        expected = await _fetch_all(server, requests)
+    async with serve(traced_app(routes)) as server:
+        actual = await _fetch_all(server, requests)
+    assert actual == expected
+    segs = await wait_segments(udp_sink, len(requests))
+    assert len(segs) == len(requests)
+    assert [s['http']['response']['status'] for s in segs] == [status for status, _, _ in expected]
+
+
+async def test_no_tracing_inside_suppress_tracing(xray, udp_sink):
+    from aws_like_sdk.core.suppression import suppress_tracing
+    with suppress_tracing():
+        # The server's connections and request tasks inherit the context it was started in.
+        async with serve(traced_app(routes)) as server, aiohttp.ClientSession() as session:
+            async with session.get(server.make_url('/hello')) as resp:
+                assert await resp.text() == 'hello'
+                assert XRAY not in resp.headers
+    assert await quiet(udp_sink) == []
