@@ -40,6 +40,8 @@ def strip_url_credentials(url: Optional[str]) -> Optional[str]:
     except ValueError:
         return None
     netloc = parts.hostname or ''
+    if ':' in netloc:  # urlsplit drops the brackets of an IPv6 literal; the URL needs them back
+        netloc = '[%s]' % netloc
     if parts.username:
         netloc = '%s@%s' % (parts.username, netloc)
     try:

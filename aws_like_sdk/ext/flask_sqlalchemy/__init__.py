@@ -1,0 +1,1 @@
+"""Flask-SQLAlchemy 3 integration: :class:`~aws_like_sdk.ext.flask_sqlalchemy.query.XRayFlaskSqlAlchemy`."""

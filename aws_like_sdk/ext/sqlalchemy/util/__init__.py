@@ -1,0 +1,1 @@
+"""Helpers shared by the SQLAlchemy and Flask-SQLAlchemy ORM integrations."""
