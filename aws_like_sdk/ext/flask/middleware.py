@@ -13,8 +13,9 @@ import flask
 from flask import before_render_template, request, template_rendered
 
 from ...core.models import http
-from .._http import IncomingRequest, RequestTrace, begin_request
+from .._http import RequestTrace, begin_request
 from .._patching import log_once
+from ..wsgi.middleware import incoming_request
 
 __all__ = ['XRayMiddleware']
 
@@ -76,19 +77,12 @@ class XRayMiddleware:
             if _ENVIRON_KEY in environ:
                 # The same environ dispatched again (an app calling its own wsgi_app) keeps one segment.
                 return
-            headers = request.headers
+            # Read the WSGI environ directly: werkzeug's ``base_url`` IRI decoding alone costs more
+            # than building the whole segment.
+            incoming = incoming_request(environ)
             rule = request.url_rule
-            incoming = IncomingRequest(
-                method=request.method,
-                url=request.base_url,
-                host=headers.get('Host'),
-                path=request.path,
-                trace_header=headers.get(http.XRAY_HEADER),
-                user_agent=headers.get('User-Agent'),
-                client_ip=request.remote_addr,
-                x_forwarded_for=headers.get('X-Forwarded-For'),
-                route=rule.rule if rule is not None else None,
-            )
+            if rule is not None:
+                incoming.route = rule.rule
             environ[_ENVIRON_KEY] = _RequestState(begin_request(self._recorder, incoming))
         except Exception:  # noqa: BLE001 - the request must proceed even if tracing cannot start
             log_once('flask.before_request', 'Could not trace a Flask request; it proceeds untraced.')

@@ -57,7 +57,16 @@ def _request_url(environ: dict) -> str:
     return '%s://%s%s' % (scheme, host, path or '/')
 
 
-def _incoming_request(environ: dict, name: Optional[str]) -> IncomingRequest:
+def incoming_request(environ: dict, name: Optional[str] = None) -> IncomingRequest:
+    """Describe the request in a WSGI ``environ`` for :func:`~aws_like_sdk.ext._http.begin_request`.
+
+    Args:
+        environ: a PEP 3333 environ.
+        name: a fixed segment name, if any.
+
+    Returns:
+        The framework-neutral request (URL without query string, Host, client address, headers).
+    """
     return IncomingRequest(
         method=environ.get('REQUEST_METHOD') or 'GET',
         url=_request_url(environ),
@@ -109,7 +118,7 @@ class XRayMiddleware:
         if is_suppressed() or ENVIRON_KEY in environ:
             return self.wsgi_app(environ, start_response)
         try:
-            handle = begin_request(self._recorder, _incoming_request(environ, self._name))
+            handle = begin_request(self._recorder, incoming_request(environ, self._name))
             response_header = handle.response_header()
         except Exception:  # noqa: BLE001
             log_once('wsgi.begin', 'Could not trace a WSGI request; it proceeds untraced.')
