@@ -280,3 +280,17 @@ def test_client_disconnect_mid_stream_under_uvicorn(recorder, udp_sink):
         (doc,) = udp_sink.wait_for(1)
     assert doc['http']['response']['status'] == 200 and doc['in_progress'] is False
     assert doc['annotations'] == {'http_route': '/endless'}
+
+
+def test_fastapi_add_middleware_form(recorder, udp_sink):
+    api = FastAPI()
+
+    @api.get('/ping')
+    async def ping():
+        return 'pong'
+
+    api.add_middleware(XRayMiddleware, recorder=recorder, name='added')
+    with TestClient(api) as client:
+        assert client.get('/ping').json() == 'pong'
+    (doc,) = udp_sink.wait_for(1)
+    assert doc['name'] == 'added' and doc['annotations'] == {'http_route': '/ping'}
