@@ -174,3 +174,31 @@ def test_connection_parameters_become_sql_fields(name, args, kwargs, expected):
     assert {k: v for k, v in meta.items() if k in expected and v} == expected
     assert 'x' not in [v for v in meta.values()]
     assert 'password' not in meta
+
+
+def test_psycopg2_scope_functions_get_the_real_objects():
+    psycopg2 = pytest.importorskip('psycopg2')
+    import psycopg2.extensions
+    import psycopg2.sql
+
+    ext_patch = importlib.import_module('aws_like_sdk.ext.psycopg2.patch')
+    sites = ext_patch._scope_sites()
+    assert (psycopg2.extensions, 'register_type') in sites and (psycopg2.sql.Identifier, 'as_string') in sites
+    received = []
+
+    def scope_taker(obj, scope=None):
+        received.append(scope)
+        return 'ok'
+
+    sentinel = object()
+    wrapped = ext_patch._pass_real_objects(scope_taker, None, (1, XRayTracedConn(sentinel)), {})
+    assert wrapped == 'ok' and received[-1] is sentinel
+    ext_patch._pass_real_objects(scope_taker, None, (1,), {'scope': XRayTracedConn(sentinel)})
+    assert received[-1] is sentinel
+    ext_patch.patch()
+    try:
+        assert all(is_wrapped(owner, attr) for owner, attr in sites)
+        assert psycopg2.sql.SQL('select 1').as_string(XRayTracedConn(sentinel)) == 'select 1'
+    finally:
+        ext_patch.unpatch()
+    assert not any(is_wrapped(owner, attr) for owner, attr in sites)
