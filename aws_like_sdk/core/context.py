@@ -33,6 +33,16 @@ _detached: Dict[Any, List[Any]] = {}
 _detached_lock = threading.Lock()
 
 
+def _reset_lock_in_child() -> None:
+    global _detached_lock
+    # A lock another thread held at fork() stays held forever in the child: replace it.
+    _detached_lock = threading.Lock()
+
+
+if hasattr(os, 'register_at_fork'):
+    os.register_at_fork(after_in_child=_reset_lock_in_child)
+
+
 def _is_subsegment(entity: Any) -> bool:
     return getattr(entity, 'type', None) == 'subsegment'
 

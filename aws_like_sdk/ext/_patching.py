@@ -6,6 +6,7 @@ the original call still runs with its own result or exception.
 """
 import functools
 import logging
+import os
 import threading
 from typing import Any, Callable, Set
 
@@ -18,6 +19,16 @@ _PROXY_BASE = getattr(wrapt, 'BaseObjectProxy', wrapt.ObjectProxy)
 
 _logged: Set[str] = set()
 _logged_lock = threading.Lock()
+
+
+def _reset_lock_in_child() -> None:
+    global _logged_lock
+    # A lock another thread held at fork() stays held forever in the child: replace it.
+    _logged_lock = threading.Lock()
+
+
+if hasattr(os, 'register_at_fork'):
+    os.register_at_fork(after_in_child=_reset_lock_in_child)
 
 
 def log_once(key: str, message: str, *args: Any) -> None:

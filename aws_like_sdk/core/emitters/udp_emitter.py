@@ -3,6 +3,7 @@ import logging
 import os
 import socket
 import threading
+import weakref
 from typing import Optional, Tuple
 
 from ..daemon_config import DEFAULT_ADDRESS, DaemonConfig
@@ -12,6 +13,19 @@ from .encoding import PROTOCOL_DELIMITER, PROTOCOL_HEADER, to_datagrams  # noqa:
 log = logging.getLogger(__name__)
 
 DEFAULT_DAEMON_ADDRESS = DEFAULT_ADDRESS
+
+_emitters: 'weakref.WeakSet[UDPEmitter]' = weakref.WeakSet()
+
+
+def _reset_locks_in_child() -> None:
+    # A lock another thread held at fork() stays held forever in the child, and the first send there
+    # takes it to open the child's own socket: replace it.
+    for emitter in list(_emitters):
+        emitter._lock = threading.Lock()
+
+
+if hasattr(os, 'register_at_fork'):
+    os.register_at_fork(after_in_child=_reset_locks_in_child)
 
 
 class UDPEmitter:
@@ -28,6 +42,7 @@ class UDPEmitter:
 
     def __init__(self, daemon_address: str = DEFAULT_DAEMON_ADDRESS) -> None:
         self._lock = threading.Lock()
+        _emitters.add(self)
         self._socket: Optional[socket.socket] = None
         self._socket_pid = 0
         self._target: Optional[Tuple[str, int]] = None

@@ -1,6 +1,20 @@
 """Decide when and what to stream out of a long-lived segment before it ends."""
+import os
 import threading
+import weakref
 from typing import Callable
+
+_instances: 'weakref.WeakSet[DefaultStreaming]' = weakref.WeakSet()
+
+
+def _reset_locks_in_child() -> None:
+    # A lock another thread held at fork() stays held forever in the child: replace it.
+    for instance in list(_instances):
+        instance._lock = threading.Lock()
+
+
+if hasattr(os, 'register_at_fork'):
+    os.register_at_fork(after_in_child=_reset_locks_in_child)
 
 
 class DefaultStreaming:
@@ -13,6 +27,7 @@ class DefaultStreaming:
     def __init__(self, streaming_threshold: int = 30) -> None:
         self._threshold = streaming_threshold
         self._lock = threading.Lock()
+        _instances.add(self)
 
     def is_eligible(self, segment) -> bool:
         """True for a sampled segment with more subsegments than the threshold."""
