@@ -43,8 +43,12 @@ def make_sampler(fake_daemon, clock):
 
 
 def loaded(sampler, fake_daemon):
-    """Start the sampler and wait until the rule poller filled the cache."""
-    sampler.should_trace()
+    """Start the sampler and wait until the rule poller filled the cache.
+
+    start() rather than should_trace(): a decision racing the first fetch could use up the
+    one-per-second borrow that tests then expect to see.
+    """
+    sampler.start()
     assert fake_daemon.wait_for(lambda: sampler.cache.last_updated is not None)
     return sampler
 
