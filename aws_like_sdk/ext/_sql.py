@@ -50,6 +50,9 @@ def strip_url_credentials(url: Optional[str]) -> Optional[str]:
         port = None
     if port:
         netloc = '%s:%d' % (netloc, port)
+    if parts.scheme and str(url).startswith(parts.scheme + '://'):
+        # urlunsplit drops an empty authority ('sqlite:///db' -> 'sqlite:/db') for unknown schemes.
+        return '%s://%s%s' % (parts.scheme, netloc, parts.path)
     return urlunsplit((parts.scheme, netloc, parts.path, '', ''))
 
 

@@ -1,0 +1,2 @@
+def untouched():
+    return 'plain'
