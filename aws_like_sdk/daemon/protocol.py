@@ -41,7 +41,9 @@ def _header_is_valid(header: bytes) -> bool:
     # therefore ends up with zero values and fails the check below.
     try:
         parsed = json.loads(header)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):
+        # A deeply nested header ('[[[[...') exhausts the parser's recursion limit; letting that escape
+        # would end the UDP receiver thread and with it all ingestion.
         return False
     if not isinstance(parsed, dict):
         return False

@@ -9,6 +9,7 @@ import datetime
 import http.client
 import json
 import logging
+import math
 import os
 import socket
 import threading
@@ -45,14 +46,21 @@ def _to_epoch(value: Any) -> Optional[float]:
     if value is None or isinstance(value, bool):
         return None
     if isinstance(value, (int, float)):
-        return float(value)
+        # JSON's 1e999 parses as infinity and 1 followed by 400 zeros as an int no float holds;
+        # int() or float() of them would raise in the poller.
+        try:
+            number = float(value)
+        except OverflowError:
+            return None
+        return number if math.isfinite(number) else None
     if isinstance(value, datetime.datetime):
         if value.tzinfo is None:
             value = value.replace(tzinfo=datetime.timezone.utc)
         return value.timestamp()
     if isinstance(value, str):
         try:
-            return float(value)
+            number = float(value)
+            return number if math.isfinite(number) else None
         except ValueError:
             try:
                 return datetime.datetime.fromisoformat(value.replace('Z', '+00:00')).timestamp()
@@ -64,6 +72,8 @@ def _to_epoch(value: Any) -> Optional[float]:
 def _optional_number(value: Any) -> Optional[float]:
     if value is None or isinstance(value, bool) or not isinstance(value, (int, float)):
         return None
+    if isinstance(value, float) and not math.isfinite(value):
+        return None  # NaN or infinity from a broken proxy is no target at all
     return value
 
 
