@@ -63,14 +63,45 @@ def is_wrapped(obj: Any, attr: str) -> bool:
     return isinstance(raw, _PROXY_BASE)
 
 
-class _CallState:
-    __slots__ = ('called', 'returned', 'result', 'error')
+class _TrackedCall:
+    """Stands in for the wrapped callable and remembers whether it ran and what it produced.
 
-    def __init__(self) -> None:
+    A small object rather than a ``functools.wraps``-decorated closure: ``wraps`` costs microseconds
+    per call, and attribute reads (``__name__`` and the like) are delegated anyway.
+    """
+
+    __slots__ = ('wrapped', 'called', 'result', 'error')
+
+    def __init__(self, wrapped: Callable) -> None:
+        self.wrapped = wrapped
         self.called = False
-        self.returned = False
         self.result = None
-        self.error = None
+        self.error: Any = None
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        self.called = True
+        try:
+            self.result = self.wrapped(*args, **kwargs)
+        except BaseException as exc:
+            self.error = exc
+            raise
+        return self.result
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.wrapped, name)
+
+
+class _TrackedAsyncCall(_TrackedCall):
+    __slots__ = ()
+
+    async def __call__(self, *args: Any, **kwargs: Any) -> Any:  # type: ignore[override]
+        self.called = True
+        try:
+            self.result = await self.wrapped(*args, **kwargs)
+        except BaseException as exc:
+            self.error = exc
+            raise
+        return self.result
 
 
 def guard(wrapper: Callable) -> Callable:
@@ -84,21 +115,9 @@ def guard(wrapper: Callable) -> Callable:
 
     @functools.wraps(wrapper)
     def guarded(wrapped, instance, args, kwargs):
-        state = _CallState()
-
-        @functools.wraps(wrapped)
-        def tracked(*a, **kw):
-            state.called = True
-            try:
-                state.result = wrapped(*a, **kw)
-            except BaseException as exc:
-                state.error = exc
-                raise
-            state.returned = True
-            return state.result
-
+        state = _TrackedCall(wrapped)
         try:
-            return wrapper(tracked, instance, args, kwargs)
+            return wrapper(state, instance, args, kwargs)
         except BaseException as exc:
             if state.error is not None and exc is state.error:
                 raise
@@ -118,21 +137,9 @@ def guard_async(wrapper: Callable) -> Callable:
 
     @functools.wraps(wrapper)
     async def guarded(wrapped, instance, args, kwargs):
-        state = _CallState()
-
-        @functools.wraps(wrapped)
-        async def tracked(*a, **kw):
-            state.called = True
-            try:
-                state.result = await wrapped(*a, **kw)
-            except BaseException as exc:
-                state.error = exc
-                raise
-            state.returned = True
-            return state.result
-
+        state = _TrackedAsyncCall(wrapped)
         try:
-            return await wrapper(tracked, instance, args, kwargs)
+            return await wrapper(state, instance, args, kwargs)
         except BaseException as exc:
             if state.error is not None and exc is state.error:
                 raise
