@@ -240,3 +240,26 @@ def test_strip_url_credentials_keeps_empty_authority(url, expected):
     # Regression: urlunsplit turned 'sqlite:///path' into 'sqlite:/path' (fixed in ext/_sql.py).
     from aws_like_sdk.ext._sql import strip_url_credentials
     assert strip_url_credentials(url) == expected
+
+
+def test_connections_opened_in_other_threads_are_traced(django_xray, udp_sink):
+    import threading
+
+    from django.db import connections
+    from django.test import Client
+
+    def serve(n):
+        try:
+            Client().get('/items/%d/' % n)
+        finally:
+            connections.close_all()  # this thread's connections; each thread opened its own
+
+    threads = [threading.Thread(target=serve, args=(n,)) for n in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=10)
+    docs = udp_sink.wait_for(4)
+    assert len(docs) == 4
+    for doc in docs:
+        assert [sub['name'] for sub in doc['subsegments']] == ['execute']
