@@ -261,7 +261,8 @@ class ServiceConnector:
                 'TTL': _to_epoch(doc.get('ReservoirQuotaTTL')),
                 'interval': _optional_number(doc.get('Interval')),
             }
-        for unprocessed in response.get('UnprocessedStatistics') or []:
+        unprocessed_list = response.get('UnprocessedStatistics')
+        for unprocessed in unprocessed_list if isinstance(unprocessed_list, list) else ():
             if isinstance(unprocessed, Mapping):
                 log.debug('X-Ray did not process statistics for rule %s: %s %s', unprocessed.get('RuleName'),
                           unprocessed.get('ErrorCode'), unprocessed.get('Message'))
