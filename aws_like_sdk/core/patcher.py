@@ -48,8 +48,9 @@ SUPPORTED_MODULES = (
     'futures',
 )
 
-# What patch_all() patches unless double_patch=True: httplib sits under requests and botocore, so
-# patching it as well would give every such call a second, nested subsegment.
+# What patch_all() patches unless double_patch=True. httplib sits under requests and botocore; the
+# outer layer suppresses the inner one, so both together still give one subsegment per call, but
+# leaving the standard library alone by default keeps upstream's behaviour for urllib users.
 NO_DOUBLE_PATCH = tuple(name for name in SUPPORTED_MODULES if name != 'httplib')
 
 # The library whose import triggers each integration. Dotted targets hook the submodule the
@@ -97,8 +98,8 @@ def patch_all(double_patch: bool = False) -> None:
     Libraries that are not installed, or whose integration fails, are skipped with a debug log.
 
     Args:
-        double_patch: also patch ``httplib`` (``http.client``, hence ``urllib``), which gives a
-            second subsegment under every requests/botocore call; off by default.
+        double_patch: also patch ``httplib`` (``http.client``, hence ``urllib``); calls made through
+            requests or botocore still get exactly one subsegment. Off by default, as upstream.
     """
     patch(SUPPORTED_MODULES if double_patch else NO_DOUBLE_PATCH, raise_errors=False)
 
