@@ -284,6 +284,9 @@ class AWSXRayRecorder:
             return
         entity = self.get_trace_entity()
         if entity is not None and entity.sampled:
+            if not entity.in_progress:
+                log.warning('Annotation %r dropped: %r has already ended.', key, entity.name)
+                return
             entity.put_annotation(key, value)
 
     def put_metadata(self, key: str, value: Any, namespace: str = 'default') -> None:
@@ -292,6 +295,9 @@ class AWSXRayRecorder:
             return
         entity = self.get_trace_entity()
         if entity is not None and entity.sampled:
+            if not entity.in_progress:
+                log.warning('Metadata %r dropped: %r has already ended.', key, entity.name)
+                return
             entity.put_metadata(key, value, namespace)
 
     def is_sampled(self) -> bool:

@@ -289,3 +289,12 @@ def test_import_does_no_io():
     result = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, timeout=60,
                             env={'LAMBDA_TASK_ROOT': '/var/task', 'PATH': '/usr/bin:/bin'})
     assert result.stdout.strip() == 'ok', result.stderr
+
+
+def test_recorder_level_data_on_ended_entity_is_dropped_not_raised(recorder, caplog):
+    segment = recorder.begin_segment('svc')
+    segment.close()
+    recorder.put_annotation('late', 1)
+    recorder.put_metadata('late', 1)
+    assert segment.annotations == {} and segment.metadata == {}
+    assert 'has already ended' in caplog.text
