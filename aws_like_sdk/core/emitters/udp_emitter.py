@@ -19,9 +19,11 @@ _emitters: 'weakref.WeakSet[UDPEmitter]' = weakref.WeakSet()
 
 def _reset_locks_in_child() -> None:
     # A lock another thread held at fork() stays held forever in the child, and the first send there
-    # takes it to open the child's own socket: replace it.
+    # takes it to open the child's own socket: replace it. The socket is left for the parent; the
+    # child opens its own on first send (cheaper than comparing os.getpid() on every send).
     for emitter in list(_emitters):
         emitter._lock = threading.Lock()
+        emitter._socket = None
 
 
 if hasattr(os, 'register_at_fork'):
@@ -111,11 +113,10 @@ class UDPEmitter:
 
     def _socket_and_target(self) -> Tuple[socket.socket, Tuple[str, int]]:
         sock, target = self._socket, self._target
-        if sock is not None and target is not None and self._socket_pid == os.getpid():
+        if sock is not None and target is not None:
             return sock, target
         with self._lock:
-            if self._socket is None or self._socket_pid != os.getpid():
-                # After fork the parent's socket is shared; the child gets its own.
+            if self._socket is None:
                 new_sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
                 new_sock.setblocking(False)
                 self._socket, self._socket_pid = new_sock, os.getpid()
