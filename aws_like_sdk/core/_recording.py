@@ -1,12 +1,26 @@
 """Run a callable inside a subsegment: the one core shared by capture, record_subsegment(_async)
 and every library patch, so the sync and async paths cannot drift apart."""
 import logging
+import sys
 import time
 from typing import Any, Callable, Optional
 
 from .utils.stacktrace import get_stacktrace
 
 log = logging.getLogger(__name__)
+
+_reported: set = set()
+
+
+def _warn_once(key: Any, message: str, *args: Any) -> None:
+    # A broken meta processor or recorder seam fails on every call: one traceback tells the story,
+    # one per call would flood the application's logs.
+    key = (key, sys.exc_info()[0])
+    if key in _reported:
+        log.debug(message, *args, exc_info=True)
+        return
+    _reported.add(key)
+    log.warning(message + ' Further identical failures are logged at DEBUG.', *args, exc_info=True)
 
 
 def finish_subsegment(recorder, subsegment, wrapped: Callable, instance: Any, args, kwargs,
@@ -30,12 +44,12 @@ def finish_subsegment(recorder, subsegment, wrapped: Callable, instance: Any, ar
         elif exception is not None:
             subsegment.add_exception(exception, stack)
     except Exception:  # noqa: BLE001
-        log.warning('Recording metadata for subsegment %r failed.', getattr(subsegment, 'name', None),
-                    exc_info=True)
+        _warn_once(('metadata', getattr(meta_processor, '__qualname__', None)),
+                   'Recording metadata for subsegment %r failed.', getattr(subsegment, 'name', None))
     try:
         recorder.end_subsegment_by_handle(subsegment, end_time)
     except Exception:  # noqa: BLE001
-        log.warning('Ending subsegment %r failed.', getattr(subsegment, 'name', None), exc_info=True)
+        _warn_once('end', 'Ending subsegment %r failed.', getattr(subsegment, 'name', None))
 
 
 def record_sync(recorder, wrapped: Callable, instance: Any, args, kwargs, name: str, namespace: str,
