@@ -6,9 +6,11 @@ the returned handle on the request and ends exactly that segment: when the respo
 or, for a streaming response, when its last chunk was sent (or the response was closed).
 """
 import logging
+import re
 from typing import Any, AsyncIterator, Callable, Iterator, Optional
 
 from asgiref.sync import iscoroutinefunction, markcoroutinefunction
+from django.conf import settings as django_settings
 from django.http import HttpRequest, HttpResponseBase
 from django.utils.encoding import escape_uri_path
 
@@ -29,7 +31,16 @@ _TRACE_ATTR = '_aws_like_sdk_trace'
 _EXCEPTION_ATTR = '_aws_like_sdk_exception'
 
 
-def _raw_host(meta: Any) -> Optional[str]:
+# Characters escape_uri_path leaves alone: most paths need no quoting at all.
+_SAFE_PATH = re.compile(r"[A-Za-z0-9/:@&+$,\-_.!~*'()]*\Z")
+
+
+def _host(meta: Any) -> Optional[str]:
+    # The host as sent, like HttpRequest._get_raw_host(): get_host() would also validate it against
+    # ALLOWED_HOSTS, which CommonMiddleware does anyway and a trace has no use for (a rejected host
+    # is worth recording as sent).
+    if django_settings.USE_X_FORWARDED_HOST and meta.get('HTTP_X_FORWARDED_HOST'):
+        return meta['HTTP_X_FORWARDED_HOST']
     host = meta.get('HTTP_HOST')
     if host:
         return host
@@ -42,16 +53,13 @@ def _raw_host(meta: Any) -> Optional[str]:
 
 def _incoming_request(request: HttpRequest) -> IncomingRequest:
     meta = request.META
-    try:
-        host = request.get_host()
-    except Exception:  # noqa: BLE001 - DisallowedHost: Django answers 400 later; record the raw value
-        host = _raw_host(meta)
-    scheme = request.scheme
+    host = _host(meta)
+    path = request.path
     return IncomingRequest(
         method=request.method or '',
-        url='%s://%s%s' % (scheme, host or '', escape_uri_path(request.path)),
-        host=meta.get('HTTP_HOST') or host,
-        path=request.path,
+        url='%s://%s%s' % (request.scheme, host or '', path if _SAFE_PATH.match(path) else escape_uri_path(path)),
+        host=host,
+        path=path,
         trace_header=meta.get(http.ALT_XRAY_HEADER),
         user_agent=meta.get('HTTP_USER_AGENT'),
         client_ip=meta.get('REMOTE_ADDR'),

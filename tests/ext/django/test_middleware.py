@@ -340,3 +340,23 @@ async def test_asgi_middleware_runs_as_coroutine():
 
     assert iscoroutinefunction(XRayMiddleware(get_response))
     assert not iscoroutinefunction(XRayMiddleware(lambda request: None))
+
+
+def test_non_ascii_path_is_escaped_in_url(client, udp_sink):
+    response = client.get('/caf\u00e9 menu/')
+    assert response.status_code == 404
+    assert only_segment(udp_sink)['http']['request']['url'] == 'http://testserver/caf%C3%A9%20menu/'
+
+
+def test_forwarded_host_is_used_when_django_trusts_it(client, udp_sink):
+    from django.test import override_settings
+    with override_settings(USE_X_FORWARDED_HOST=True):
+        client.get('/', HTTP_X_FORWARDED_HOST='public.example.com', HTTP_HOST='internal:8000')
+    client.get('/', HTTP_X_FORWARDED_HOST='public.example.com', HTTP_HOST='internal:8000')
+    urls = [doc['http']['request']['url'] for doc in udp_sink.wait_for(2)]
+    assert urls == ['http://public.example.com/', 'http://internal:8000/']
+
+
+def test_https_scheme(client, udp_sink):
+    client.get('/', secure=True)
+    assert only_segment(udp_sink)['http']['request']['url'] == 'https://testserver/'
