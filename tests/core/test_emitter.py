@@ -2,6 +2,8 @@ import json
 import logging
 import os
 import socket
+import subprocess
+import sys
 
 from aws_like_sdk.core.emitters.encoding import MAX_DATAGRAM_BYTES, TRUNCATED_KEY, encode_document, to_datagrams
 from aws_like_sdk.core.emitters.udp_emitter import UDPEmitter
@@ -66,6 +68,7 @@ def test_unreachable_daemon_logs_once_and_never_raises(caplog):
     segment.close()
     for _ in range(5):
         emitter.send_entity(segment)
+    assert emitter.flush()
     errors = [r for r in caplog.records if r.levelno == logging.ERROR]
     assert len(errors) == 1 and 'Failed to send entity' in errors[0].getMessage()
     assert emitter.dropped == 5
@@ -81,6 +84,7 @@ def test_closed_port_does_not_affect_application():
     segment.close()
     for _ in range(3):
         emitter.send_entity(segment)
+    assert emitter.flush()
     assert emitter.sent + emitter.dropped == 3
 
 
@@ -105,6 +109,7 @@ def test_socket_recreated_after_fork(udp_sink):
     segment = Segment('parent')
     segment.close()
     emitter.send_entity(segment)
+    assert emitter.flush()
     parent_socket = emitter._socket
     pid = os.fork()
     if pid == 0:  # child: must not reuse the parent's socket object
@@ -112,10 +117,54 @@ def test_socket_recreated_after_fork(udp_sink):
             child = Segment('child')
             child.close()
             emitter.send_entity(child)
-            os._exit(0 if emitter._socket is not parent_socket else 1)
+            ok = emitter.flush() and emitter._socket is not parent_socket
+            os._exit(0 if ok else 1)
         except BaseException:
             os._exit(2)
     _, status = os.waitpid(pid, 0)
     assert os.waitstatus_to_exitcode(status) == 0
     names = sorted(d['name'] for d in udp_sink.wait_for(2))
     assert names == ['child', 'parent']
+
+
+def test_background_sender_is_lazy_named_daemon_and_flushes(udp_sink):
+    emitter = UDPEmitter(udp_sink.address, background=True)
+    assert emitter._thread is None
+    segment = Segment('queued')
+    segment.close()
+    for _ in range(50):
+        emitter.send_entity(segment)
+    assert emitter._thread.daemon and emitter._thread.name == 'aws_like_sdk-udp-emitter'
+    assert emitter.flush(timeout=5)
+    assert emitter.sent == 50 and len(udp_sink.wait_for(50)) == 50
+
+
+def test_full_queue_drops_and_counts_instead_of_growing(udp_sink, caplog):
+    emitter = UDPEmitter(udp_sink.address, background=True, max_queue=0)
+    segment = Segment('overflow')
+    segment.close()
+    emitter.send_entity(segment)
+    emitter.send_entity(segment)
+    assert emitter.dropped == 2 and emitter.sent == 0
+    assert len([r for r in caplog.records if 'queue full' in r.getMessage()]) == 1
+
+
+def test_synchronous_mode_in_lambda(monkeypatch, udp_sink):
+    monkeypatch.setenv('LAMBDA_TASK_ROOT', '/var/task')
+    emitter = UDPEmitter(udp_sink.address)
+    segment = Segment('sync')
+    segment.close()
+    emitter.send_entity(segment)
+    assert emitter._thread is None and emitter.sent == 1
+
+
+def test_pending_documents_are_sent_at_interpreter_exit(udp_sink):
+    code = (
+        "from aws_like_sdk.core.emitters.udp_emitter import UDPEmitter\n"
+        "from aws_like_sdk.core.models.segment import Segment\n"
+        "emitter = UDPEmitter(%r, background=True)\n"
+        "for i in range(200):\n"
+        "    s = Segment('exit%%d' %% i); s.close(); emitter.send_entity(s)\n" % udp_sink.address)
+    result = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0 and result.stderr == '', result.stderr
+    assert len(udp_sink.wait_for(200)) == 200
