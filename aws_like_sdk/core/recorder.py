@@ -35,6 +35,8 @@ SERVICE_INFO = {'runtime': platform.python_implementation(), 'runtime_version': 
 
 def _copy_aws_metadata(meta: Dict[str, Any]) -> Dict[str, Any]:
     # Two levels are all the plugin and xray sections have; much cheaper than deepcopy per segment.
+    if len(meta) == 1 and 'xray' in meta:
+        return {'xray': meta['xray'].copy()}
     return {key: dict(value) if isinstance(value, dict) else value for key, value in meta.items()}
 
 

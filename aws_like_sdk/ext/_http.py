@@ -10,7 +10,7 @@ It never raises into the application: a failure inside it is logged once and the
 import logging
 import traceback
 from dataclasses import dataclass
-from typing import Any, Optional
+from typing import Any, Dict, Optional
 
 from ..core.lambda_launcher import LambdaContext
 from ..core.models import http
@@ -184,7 +184,7 @@ def begin_request(recorder: Any, request: IncomingRequest, urls_as_annotation: b
 
 
 def _record_request(entity: Any, request: IncomingRequest, urls_as_annotation: bool) -> None:
-    fields = {http.URL: strip_url(request.url), http.METHOD: request.method}
+    fields: Dict[str, Any] = {http.URL: strip_url(request.url), http.METHOD: request.method}
     if request.user_agent:
         fields[http.USER_AGENT] = request.user_agent
     forwarded = (request.x_forwarded_for or '').split(',')[0].strip()
@@ -193,7 +193,9 @@ def _record_request(entity: Any, request: IncomingRequest, urls_as_annotation: b
         fields[http.X_FORWARDED_FOR] = True
     elif request.client_ip:
         fields[http.CLIENT_IP] = request.client_ip
-    for key, value in fields.items():
-        entity.put_http_meta(key, value)
-        if urls_as_annotation:
+    # The segment was just created and these keys are all valid request keys: write the block at
+    # once instead of validating field by field through put_http_meta.
+    entity.http['request'] = fields
+    if urls_as_annotation:
+        for key, value in fields.items():
             entity.put_annotation(key, value)
