@@ -22,6 +22,10 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 HEADER = b'{"format":"json","version":1}'
 
 
+#: pytest-timeout for scenarios whose duration grows with the full sizes or a long fuzzing campaign.
+LONG_TIMEOUT = 3600 if FULL or os.environ.get('AWS_LIKE_SDK_FUZZ_EXAMPLES') else 120
+
+
 def scaled(ci: int, full: int) -> int:
     """The size of a scenario: ``ci`` in CI, ``full`` with AWS_LIKE_SDK_FULL_RELIABILITY=1."""
     return full if FULL else ci

@@ -24,8 +24,10 @@ from aws_like_sdk.core.sampling.sampler import DefaultSampler
 from tests.daemon.conftest import DaemonProcess
 from tests.support.udp_sink import assemble, walk
 
-from .conftest import ROOT, free_tcp_port, free_udp_port, scaled, wait_until
+from .conftest import LONG_TIMEOUT, ROOT, free_tcp_port, free_udp_port, scaled, wait_until
 from .sampling_server import FAULTS, SamplingServer
+
+pytestmark = pytest.mark.timeout(LONG_TIMEOUT)
 
 
 class AppError(Exception):

@@ -27,7 +27,9 @@ from aws_like_sdk.daemon.documents import InvalidDocument, parse_document
 from aws_like_sdk.daemon.stats import Counters
 from aws_like_sdk.daemon.udp import UDPReceiver
 
-from .conftest import fuzz, parse_datagram
+from .conftest import LONG_TIMEOUT, fuzz, parse_datagram
+
+pytestmark = pytest.mark.timeout(LONG_TIMEOUT)
 
 HEX = '0123456789abcdef'
 
@@ -103,10 +105,15 @@ def test_local_rules_load_or_raise_the_manifest_error_and_decisions_never_raise(
 # -- the centralized rules and targets, from a loopback server answering fuzzed JSON ----------------
 
 class _ScriptedAPI:
-    """A one-socket HTTP server on loopback answering every request with ``self.body``."""
+    """An HTTP server on loopback answering every request with the current ``body``.
+
+    It keeps serving for the module (a rules answer with a ``NextToken`` makes the connector ask
+    again, and a one-shot server would leave that second request waiting for the client timeout).
+    """
 
     def __init__(self):
-        from http.server import BaseHTTPRequestHandler, HTTPServer
+        import threading
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
         api = self
         self.body = b'{}'
 
@@ -119,31 +126,34 @@ class _ScriptedAPI:
 
             def do_POST(self):
                 self.rfile.read(int(self.headers.get('Content-Length') or 0))
+                body = api.body
                 self.send_response(200)
-                self.send_header('Content-Length', str(len(api.body)))
+                self.send_header('Content-Length', str(len(body)))
                 self.end_headers()
-                self.wfile.write(api.body)
+                self.wfile.write(body)
 
-        self.httpd = HTTPServer(('127.0.0.1', 0), Handler)
-        self.httpd.timeout = 5
+        self.httpd = ThreadingHTTPServer(('127.0.0.1', 0), Handler)
+        self.httpd.daemon_threads = True
         self.port = self.httpd.server_address[1]
+        self._thread = threading.Thread(target=self.httpd.serve_forever, kwargs={'poll_interval': 0.05},
+                                        daemon=True)
+        self._thread.start()
 
     def call(self, func, body: bytes):
-        import threading
         self.body = body
-        thread = threading.Thread(target=self.httpd.handle_request, daemon=True)
-        thread.start()
-        try:
-            return func()
-        finally:
-            thread.join(10)
+        return func()
+
+    def close(self):
+        self.httpd.shutdown()
+        self.httpd.server_close()
+        self._thread.join(5)
 
 
 @pytest.fixture(scope='module')
 def scripted_api():
     api = _ScriptedAPI()
     yield api
-    api.httpd.server_close()
+    api.close()
 
 
 api_values = st.recursive(json_scalars | st.just(float('inf')) | st.just(10 ** 400),

@@ -16,13 +16,15 @@ from aws_like_sdk.core.context import Context
 from aws_like_sdk.ext import futures as futures_ext
 from tests.support.udp_sink import assemble, walk
 
-from .conftest import parse_datagram, scaled
+from .conftest import LONG_TIMEOUT, parse_datagram, scaled
 
 THREADS = 8
 SEGMENTS_PER_THREAD = scaled(1000, 10000)
 TASKS = 1000
 BATCH_EVERY = 10  # every 10th segment holds a batch big enough to be streamed
 BATCH_ITEMS = 40
+
+pytestmark = pytest.mark.timeout(LONG_TIMEOUT)
 
 
 def _make_recorder(address: str) -> AsyncAWSXRayRecorder:
@@ -103,6 +105,8 @@ def test_threads_every_document_arrives_with_correct_trees(remote_receiver):
             expected.update(batch=1, item=BATCH_ITEMS)
         assert names == expected, (key, names)
     assert len(seen) == THREADS * SEGMENTS_PER_THREAD
+    print('threads: segments=%d datagrams=%d streamed=%d sdk_dropped=%d kernel_drops=%d'
+          % (len(segments), len(documents), streamed, recorder.emitter.dropped, remote_receiver.kernel_drops))
 
 
 @pytest.fixture
@@ -177,3 +181,5 @@ def test_concurrent_tasks_with_captured_coroutines_and_thread_pool(remote_receiv
         assert pool_parent is outer_doc
         assert pool_doc['annotations']['task'] == task
     assert tasks_seen == set(range(TASKS))
+    print('tasks: segments=%d datagrams=%d sdk_dropped=%d kernel_drops=%d'
+          % (len(segments), len(documents), recorder.emitter.dropped, remote_receiver.kernel_drops))

@@ -13,7 +13,7 @@ import pytest
 from aws_like_sdk.core.async_recorder import AsyncAWSXRayRecorder
 from aws_like_sdk.core.context import Context
 
-from .conftest import scaled
+from .conftest import LONG_TIMEOUT, scaled
 
 SUBSEGMENTS = scaled(50000, 1000000)
 WARMUP = 10000
@@ -58,6 +58,7 @@ def draining_receiver():
     receiver.close()
 
 
+@pytest.mark.timeout(LONG_TIMEOUT)
 def test_long_lived_segment_streaming_subsegments_keeps_memory_bounded(draining_receiver, record_property):
     recorder = AsyncAWSXRayRecorder()
     recorder.configure(sampling=False, context=Context(), service='long-lived',
