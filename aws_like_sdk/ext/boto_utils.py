@@ -82,7 +82,10 @@ def aws_meta_processor(wrapped, instance, args, kwargs, return_value, exception,
         response = error_response if isinstance(error_response, Mapping) else None
         subsegment.add_exception(exception, stack, remote=remote)
     if isinstance(response, Mapping):
-        _record_response_metadata(subsegment, aws_meta, response.get('ResponseMetadata'))
+        metadata = response.get('ResponseMetadata')
+        if metadata is None and exception is not None:
+            metadata = _cause_metadata(exception)
+        _record_response_metadata(subsegment, aws_meta, metadata)
     service = _service_key(meta)
     if service:
         _record_params(aws_meta, service, operation, api_params, response if exception is None else None)
@@ -95,6 +98,14 @@ def _is_client_error(exception: BaseException) -> bool:
     except ImportError:  # pragma: no cover - only reachable through aiobotocore without botocore
         return False
     return isinstance(exception, ClientError)
+
+
+def _cause_metadata(exception: BaseException) -> Any:
+    # Wrappers such as PynamoDB's VerboseClientError keep only the ``Error`` part of the response
+    # and chain the original ClientError, whose response still has the request id and status.
+    cause = getattr(exception, '__cause__', None)
+    response = getattr(cause, 'response', None)
+    return response.get('ResponseMetadata') if isinstance(response, Mapping) else None
 
 
 def _service_key(meta: Any) -> Optional[str]:

@@ -95,12 +95,13 @@ def test_library_not_installed_is_a_clear_error_or_a_debug_line(monkeypatch, cap
 
 
 def test_missing_integration_module_is_reported(monkeypatch):
-    # pymongo has no integration in this tree yet (and is not installed here): either way the
-    # outcome is an ImportError naming what is missing, never a silent no-op.
-    if 'pymongo' in _PATCHED_MODULES:
-        pytest.skip('pymongo integration present and patched')
-    with pytest.raises(ImportError, match='pymongo'):
-        patch(['pymongo'])
+    # A supported name whose ext module is missing (as aiobotocore's still is) is an ImportError
+    # naming what is missing, never a silent no-op; pointed at a prefix with no modules so the
+    # test does not depend on which integrations exist yet.
+    monkeypatch.setattr(patcher, '_EXT_PREFIX', 'aws_like_sdk.ext.no_such_')
+    monkeypatch.setattr(patcher, '_PATCHED_MODULES', set())
+    with pytest.raises(ImportError, match='no_such_sqlite3'):
+        patch(['sqlite3'])
 
 
 def test_aliases_resolve(monkeypatch):
