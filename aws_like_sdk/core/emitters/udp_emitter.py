@@ -24,6 +24,9 @@ _emitters: 'weakref.WeakSet[UDPEmitter]' = weakref.WeakSet()
 # counted rather than letting memory grow without limit when the process outpaces the socket.
 DEFAULT_MAX_QUEUE = 10000
 _SENDER_IDLE_WAIT = 0.5
+# Intermittent failures (EAGAIN under a burst) alternate with successes; re-arming the once-per-cause
+# error on every success would log an error (and a recovery) per dropped datagram.
+_FAILURE_LOG_REARM_SECONDS = 60.0
 _EXIT_FLUSH_SECONDS = 2.0
 
 
@@ -95,6 +98,7 @@ class UDPEmitter:
         self._socket_pid = 0
         self._target: Optional[Tuple[str, int]] = None
         self._failures_logged: set = set()
+        self._failure_logged_at = 0.0
         self.sent = 0
         self.dropped = 0
         try:
@@ -217,7 +221,7 @@ class UDPEmitter:
             self._count_failure(exc)
             return
         self.sent += 1
-        if self._failures_logged:
+        if self._failures_logged and time.monotonic() - self._failure_logged_at >= _FAILURE_LOG_REARM_SECONDS:
             self._failures_logged.clear()
             log.info('Sending to the daemon at %s:%s works again.', self._ip, self._port)
 
@@ -226,6 +230,7 @@ class UDPEmitter:
         cause = (type(exc).__name__, getattr(exc, 'errno', None))
         if cause not in self._failures_logged:
             self._failures_logged.add(cause)
+            self._failure_logged_at = time.monotonic()
             log.error('Failed to send entity to Daemon at %s:%s: %s (further %s failures are logged '
                       'at debug level).', self._ip, self._port, exc, cause[0])
         else:
