@@ -302,3 +302,84 @@ def test_botocore_records_no_credentials(xray, udp_sink):
         thread.join(5)
     docs = assert_no_secrets(udp_sink, expect_at_least=1)
     assert 'dynamodb' in names(docs)
+
+
+# -- Django, served by wsgiref in a subprocess (its settings are process-global) ----------------------
+
+DJANGO_SERVER = '''
+import sys
+import django
+from django.conf import settings
+
+settings.configure(
+    DEBUG=False, ALLOWED_HOSTS=['127.0.0.1'], ROOT_URLCONF=__name__, SECRET_KEY='not-a-planted-secret',
+    INSTALLED_APPS=['aws_like_sdk.ext.django'], MIDDLEWARE=['aws_like_sdk.ext.django.middleware.XRayMiddleware'],
+    DATABASES={'default': {'ENGINE': 'django.db.backends.sqlite3', 'NAME': sys.argv[2]}},
+    XRAY_RECORDER={'AWS_XRAY_DAEMON_ADDRESS': sys.argv[1], 'SAMPLING': False,
+                   'AWS_XRAY_TRACING_NAME': 'django-secrets'})
+django.setup()
+
+from django.db import connection
+from django.http import HttpResponse
+from django.urls import path
+from wsgiref.simple_server import WSGIRequestHandler, make_server
+from django.core.wsgi import get_wsgi_application
+
+
+def orders(request):
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT 'SQLLIT' AS secret".replace('SQLLIT', sys.argv[3]))
+        cursor.fetchall()
+    response = HttpResponse('django-orders')
+    response.set_cookie('session', sys.argv[4])
+    return response
+
+
+urlpatterns = [path('orders', orders)]
+
+
+class Quiet(WSGIRequestHandler):
+    def log_message(self, *args):
+        pass
+
+
+server = make_server('127.0.0.1', 0, get_wsgi_application(), handler_class=Quiet)
+server.timeout = 30
+print(server.server_port, flush=True)
+for _ in range(2):
+    server.handle_request()
+'''
+
+
+def test_django_records_no_secret(udp_sink, tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    from .conftest import ROOT
+    env = dict(os.environ, PYTHONPATH=ROOT)
+    env.pop('AWS_XRAY_DAEMON_ADDRESS', None)
+    env.pop('DJANGO_SETTINGS_MODULE', None)
+    proc = subprocess.Popen([sys.executable, '-c', DJANGO_SERVER, udp_sink.address, str(tmp_path / 'django.db'),
+                             SQLLIT, COOKIE], stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, cwd=ROOT)
+    try:
+        port = int(proc.stdout.readline() or 0)
+        assert port, proc.stderr.read()
+        opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+        bodies = []
+        for _ in range(2):
+            request = urllib.request.Request('http://127.0.0.1:%d%s' % (port, PATH), headers=HEADERS)
+            with opener.open(request, timeout=30) as response:
+                bodies.append(response.read())
+        proc.wait(30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(5)
+        proc.stdout.close()
+        proc.stderr.close()
+    assert bodies == [b'django-orders'] * 2
+    docs = assert_no_secrets(udp_sink, expect_at_least=2)
+    assert 'django-secrets' in names(docs)
+    sql = [child.get('sql') for doc in docs for child in doc.get('subsegments', ()) if child.get('sql')]
+    assert sql and all('?' in block.get('sanitized_query', '?') for block in sql), sql
