@@ -74,6 +74,16 @@ class RemoteReceiver:
         self.address = '127.0.0.1:%d' % self.port
         self.kernel_drops: Optional[int] = None
 
+    def drained(self, timeout: float = 60.0) -> int:
+        """Wait until the receiver has read everything sent so far; return its count.
+
+        A datagram is queued behind every earlier one, so its answer proves the queue was drained.
+        """
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+            sock.settimeout(timeout)
+            sock.sendto(b'PING', ('127.0.0.1', self.port))
+            return int(sock.recv(64))
+
     def collect(self, timeout: float = 60.0) -> List[bytes]:
         """Stop the receiver and return every datagram it got, in arrival order."""
         with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:

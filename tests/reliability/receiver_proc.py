@@ -4,7 +4,7 @@ An in-process receiver shares the GIL with the threads that emit, falls behind u
 loses datagrams in the kernel (measured: 442 of 80,000 with the ``udp_sink`` fixture, while the
 emitter reported 0 dropped). A separate process with a tight ``recv_into`` loop keeps up, so any
 loss left is the SDK's. Run as ``python receiver_proc.py OUT_PATH``: it prints its port, receives
-until a ``STOP`` datagram (or its time limit), then writes every datagram, length-prefixed, to
+until a ``STOP`` datagram (or its time limit), answers ``PING`` with its count, then writes every datagram, length-prefixed, to
 ``OUT_PATH`` followed by the kernel's drop count for its socket.
 """
 import socket
@@ -13,6 +13,7 @@ import sys
 import time
 
 STOP = b'STOP'
+PING = b'PING'
 MAX_SECONDS = 600.0
 
 
@@ -49,14 +50,18 @@ def main(out_path: str) -> None:
     view = memoryview(buf)
     chunks = []
     deadline = time.monotonic() + MAX_SECONDS
-    recv_into = sock.recv_into
+    recv_into = sock.recvfrom_into
     while time.monotonic() < deadline:
         try:
-            n = recv_into(buf)
+            n, peer = recv_into(buf)
         except socket.timeout:
             continue
         if n == 4 and buf[:4] == STOP:
             break
+        if n == 4 and buf[:4] == PING:
+            # Everything queued before the PING has been read: answer with the count so far.
+            sock.sendto(b'%d' % len(chunks), peer)
+            continue
         chunks.append(bytes(view[:n]))
     drops = kernel_drops(port)
     with open(out_path, 'wb') as out:
