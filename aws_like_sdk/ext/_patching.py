@@ -7,8 +7,9 @@ the original call still runs with its own result or exception.
 import functools
 import logging
 import os
+import sys
 import threading
-from typing import Any, Callable, Set
+from typing import Any, Callable, Set, Tuple
 
 import wrapt
 
@@ -61,6 +62,41 @@ def unwrap(obj: Any, attr: str) -> None:
 def is_wrapped(obj: Any, attr: str) -> bool:
     raw = getattr(obj, '__dict__', {}).get(attr, getattr(obj, attr, None))
     return isinstance(raw, _PROXY_BASE)
+
+
+class CallSites:
+    """The call sites one integration wraps, patched and unpatched together.
+
+    Args:
+        sites: ``(module name, 'Class.method' path, wrapper)`` triples.
+
+    ``patch()`` is idempotent; ``unpatch()`` undoes it (only for modules already imported, since a
+    module never imported was never wrapped) and may be called any number of times.
+    """
+
+    def __init__(self, *sites: Tuple[str, str, Callable]) -> None:
+        self._sites = sites
+        self._lock = threading.Lock()
+        self.patched = False
+
+    def patch(self) -> None:
+        with self._lock:
+            if self.patched:
+                return
+            for module, path, wrapper in self._sites:
+                wrap(module, path, wrapper)
+            self.patched = True
+
+    def unpatch(self) -> None:
+        with self._lock:
+            for module_name, path, _ in self._sites:
+                owner = sys.modules.get(module_name)
+                owner_path, _, attr = path.rpartition('.')
+                for part in owner_path.split('.') if owner_path else ():
+                    owner = getattr(owner, part, None)
+                if owner is not None:
+                    unwrap(owner, attr)
+            self.patched = False
 
 
 class _TrackedCall:

@@ -12,7 +12,7 @@ import logging
 from ...core import xray_recorder
 from ...core.suppression import is_suppressed, suppress_tracing
 from .. import _outgoing
-from .._patching import guard, unwrap, wrap
+from .._patching import CallSites, guard
 from ..boto_utils import aws_meta_processor, inject_header
 
 log = logging.getLogger(__name__)
@@ -22,33 +22,14 @@ __all__ = ['patch', 'unpatch']
 AWS_NAMESPACE = 'aws'
 XRAY_OWN_OPERATIONS = frozenset(('GetSamplingRules', 'GetSamplingTargets', 'PutTraceSegments'))
 
-_patched = False
-
-
 def patch() -> None:
     """Trace every botocore client call. Idempotent."""
-    global _patched
-    if _patched:
-        return
-    wrap('botocore.client', 'BaseClient._make_api_call', _traced_make_api_call)
-    wrap('botocore.endpoint', 'Endpoint.prepare_request', inject_header)
-    wrap('botocore.httpsession', 'URLLib3Session.send', _send_quietly)
-    _patched = True
+    _SITES.patch()
 
 
 def unpatch() -> None:
     """Undo :func:`patch`. Idempotent."""
-    global _patched
-    try:
-        import botocore.client
-        import botocore.endpoint
-        import botocore.httpsession
-    except ImportError:
-        return
-    unwrap(botocore.client.BaseClient, '_make_api_call')
-    unwrap(botocore.endpoint.Endpoint, 'prepare_request')
-    unwrap(botocore.httpsession.URLLib3Session, 'send')
-    _patched = False
+    _SITES.unpatch()
 
 
 def _service_name(client) -> str:
@@ -76,3 +57,8 @@ def _send_quietly(wrapped, instance, args, kwargs):
     # The AWS subsegment already describes this HTTP request; the layers below must not add another.
     with suppress_tracing():
         return wrapped(*args, **kwargs)
+
+
+_SITES = CallSites(('botocore.client', 'BaseClient._make_api_call', _traced_make_api_call),
+                   ('botocore.endpoint', 'Endpoint.prepare_request', inject_header),
+                   ('botocore.httpsession', 'URLLib3Session.send', _send_quietly))

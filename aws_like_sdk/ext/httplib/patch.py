@@ -32,7 +32,7 @@ from ...core import xray_recorder
 from ...core.models import http as http_keys
 from ...core.suppression import is_suppressed
 from .. import _outgoing
-from .._patching import guard, log_once, unwrap, wrap
+from .._patching import CallSites, guard, log_once
 from ..util import get_hostname, strip_url
 
 log = logging.getLogger(__name__)
@@ -51,8 +51,6 @@ _DEFAULT_IGNORED = (_IgnoreRule('botocore.awsrequest.AWSHTTPConnection', None,
                                 ('/GetSamplingRules', '/SamplingTargets')),)
 _ignored: List[_IgnoreRule] = list(_DEFAULT_IGNORED)
 
-_CONNECTION_METHODS = ('putrequest', 'putheader', 'endheaders', 'send', 'getresponse', 'close')
-_patched = False
 
 
 def add_ignored(subclass: Union[None, str, type] = None, hostname: Optional[str] = None,
@@ -79,29 +77,15 @@ def reset_ignored() -> None:
 
 def patch() -> None:
     """Trace every HTTP exchange made through ``http.client``. Idempotent."""
-    global _patched
-    if _patched:
-        return
-    wrap('http.client', 'HTTPConnection.putrequest', _traced_putrequest)
-    wrap('http.client', 'HTTPConnection.putheader', _traced_putheader)
-    wrap('http.client', 'HTTPConnection.endheaders', _traced_io)
-    wrap('http.client', 'HTTPConnection.send', _traced_io)
-    wrap('http.client', 'HTTPConnection.getresponse', _traced_getresponse)
-    wrap('http.client', 'HTTPConnection.close', _traced_close)
-    wrap('http.client', 'HTTPResponse._close_conn', _traced_close_conn)
+    _SITES.patch()
     setattr(http.client, PATCH_FLAG, True)
-    _patched = True
 
 
 def unpatch() -> None:
     """Undo :func:`patch`; exchanges already begun still end normally. Idempotent."""
-    global _patched
-    for name in _CONNECTION_METHODS:
-        unwrap(http.client.HTTPConnection, name)
-    unwrap(http.client.HTTPResponse, '_close_conn')
+    _SITES.unpatch()
     if hasattr(http.client, PATCH_FLAG):
         delattr(http.client, PATCH_FLAG)
-    _patched = False
 
 
 class _Exchange:
@@ -311,3 +295,12 @@ def _traced_close_conn(wrapped, instance, args, kwargs):
         exchange = instance.__dict__.pop(_EXCHANGE_ATTR, None)
         if exchange is not None:
             exchange.end()
+
+
+_SITES = CallSites(('http.client', 'HTTPConnection.putrequest', _traced_putrequest),
+                   ('http.client', 'HTTPConnection.putheader', _traced_putheader),
+                   ('http.client', 'HTTPConnection.endheaders', _traced_io),
+                   ('http.client', 'HTTPConnection.send', _traced_io),
+                   ('http.client', 'HTTPConnection.getresponse', _traced_getresponse),
+                   ('http.client', 'HTTPConnection.close', _traced_close),
+                   ('http.client', 'HTTPResponse._close_conn', _traced_close_conn))

@@ -12,36 +12,21 @@ from typing import Any
 from ...core import xray_recorder
 from ...core.suppression import is_suppressed, suppress_tracing
 from .. import _outgoing
-from .._patching import guard, guard_async, unwrap, wrap
+from .._patching import CallSites, guard, guard_async
 from ..util import get_hostname
 
 log = logging.getLogger(__name__)
 
 __all__ = ['patch', 'unpatch', 'httpx_processor']
 
-_patched = False
-
-
 def patch() -> None:
     """Trace the default sync and async ``httpx`` transports. Idempotent."""
-    global _patched
-    if _patched:
-        return
-    wrap('httpx', 'HTTPTransport.handle_request', _traced_handle_request)
-    wrap('httpx', 'AsyncHTTPTransport.handle_async_request', _traced_handle_async_request)
-    _patched = True
+    _SITES.patch()
 
 
 def unpatch() -> None:
     """Undo :func:`patch`. Idempotent."""
-    global _patched
-    try:
-        import httpx
-    except ImportError:
-        return
-    unwrap(httpx.HTTPTransport, 'handle_request')
-    unwrap(httpx.AsyncHTTPTransport, 'handle_async_request')
-    _patched = False
+    _SITES.unpatch()
 
 
 def httpx_processor(wrapped, instance, args, kwargs, return_value, exception, subsegment, stack) -> None:
@@ -101,3 +86,7 @@ async def _traced_handle_async_request(wrapped, instance, args, kwargs):
     return await recorder.record_subsegment_async(send_with_header, instance, args, kwargs, name=name,
                                                   namespace=_outgoing.REMOTE_NAMESPACE,
                                                   meta_processor=httpx_processor)
+
+
+_SITES = CallSites(('httpx', 'HTTPTransport.handle_request', _traced_handle_request),
+                   ('httpx', 'AsyncHTTPTransport.handle_async_request', _traced_handle_async_request))

@@ -25,7 +25,7 @@ from typing import Any, Optional
 from ...core import xray_recorder
 from ...core.suppression import is_suppressed, suppress_tracing
 from .. import _outgoing
-from .._patching import guard, unwrap, wrap
+from .._patching import CallSites, guard
 from ..boto_utils import aws_meta_processor
 
 log = logging.getLogger(__name__)
@@ -40,27 +40,16 @@ _HOOK_ID = 'aws_like_sdk.ext.pynamodb.trace_header'
 _ACTIVE: contextvars.ContextVar[Any] = contextvars.ContextVar('aws_like_sdk_pynamodb_active', default=None)
 # botocore clients that already carry the before-send handler (registered once per client).
 _hooked: 'weakref.WeakSet[Any]' = weakref.WeakSet()
-_patched = False
 
 
 def patch() -> None:
     """Trace every PynamoDB operation. Idempotent."""
-    global _patched
-    if _patched:
-        return
-    wrap('pynamodb.connection.base', 'Connection._make_api_call', _traced_make_api_call)
-    _patched = True
+    _SITES.patch()
 
 
 def unpatch() -> None:
     """Undo :func:`patch`. Idempotent; handlers already on clients stay but do nothing."""
-    global _patched
-    try:
-        from pynamodb.connection.base import Connection
-    except ImportError:
-        return
-    unwrap(Connection, '_make_api_call')
-    _patched = False
+    _SITES.unpatch()
 
 
 def _client_of(connection: Any) -> Optional[Any]:
@@ -112,3 +101,6 @@ def _traced_make_api_call(wrapped, instance, args, kwargs):
 
     return xray_recorder.record_subsegment(call, client, args, kwargs, name=SUBSEGMENT_NAME,
                                            namespace=AWS_NAMESPACE, meta_processor=aws_meta_processor)
+
+
+_SITES = CallSites(('pynamodb.connection.base', 'Connection._make_api_call', _traced_make_api_call))

@@ -12,34 +12,21 @@ from typing import Any
 from ...core import xray_recorder
 from ...core.suppression import is_suppressed, suppress_tracing
 from .. import _outgoing
-from .._patching import guard, unwrap, wrap
+from .._patching import CallSites, guard
 from ..util import get_hostname
 
 log = logging.getLogger(__name__)
 
 __all__ = ['patch', 'unpatch', 'requests_processor']
 
-_patched = False
-
-
 def patch() -> None:
     """Trace every ``requests.Session.send`` call. Idempotent."""
-    global _patched
-    if _patched:
-        return
-    wrap('requests', 'Session.send', _traced_send)
-    _patched = True
+    _SITES.patch()
 
 
 def unpatch() -> None:
     """Undo :func:`patch`. Idempotent."""
-    global _patched
-    try:
-        import requests
-    except ImportError:
-        return
-    unwrap(requests.Session, 'send')
-    _patched = False
+    _SITES.unpatch()
 
 
 def requests_processor(wrapped, instance, args, kwargs, return_value, exception, subsegment, stack) -> None:
@@ -73,3 +60,6 @@ def _traced_send(wrapped, instance, args, kwargs):
 
     return recorder.record_subsegment(send_with_header, instance, args, kwargs, name=get_hostname(request.url),
                                       namespace=_outgoing.REMOTE_NAMESPACE, meta_processor=requests_processor)
+
+
+_SITES = CallSites(('requests', 'Session.send', _traced_send))
