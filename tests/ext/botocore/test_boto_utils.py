@@ -116,8 +116,16 @@ def test_whitelist_never_names_content_or_sensitive_members():
                                                ('dynamodb', 'Query'), ('dynamodb', 'BatchWriteItem'),
                                                ('s3', 'PutObject'), ('lambda', 'Invoke'), ('sns', 'Publish')])
 def test_data_file_matches_the_generator_policy(service, operation):
+    # The committed file was generated from one botocore release; newer models may add members the
+    # file does not list yet. What must hold whatever botocore is installed: every entry in the file
+    # is one the policy would still record today (so nothing sensitive slipped in).
     fresh = _built()['services'][service]['operations'][operation]
-    assert boto_utils.whitelist['services'][service]['operations'][operation] == fresh
+    committed = boto_utils.whitelist['services'][service]['operations'][operation]
+    for key in ('request_parameters', 'response_parameters'):
+        assert set(committed.get(key, ())) <= set(fresh.get(key, ())), key
+    for key in ('request_descriptors', 'response_descriptors'):
+        for name, descriptor in committed.get(key, {}).items():
+            assert fresh.get(key, {}).get(name) == descriptor, (key, name)
 
 
 def test_generator_naming_helpers():
