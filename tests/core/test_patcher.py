@@ -95,7 +95,7 @@ def test_library_not_installed_is_a_clear_error_or_a_debug_line(monkeypatch, cap
 
 
 def test_missing_integration_module_is_reported(monkeypatch):
-    # A supported name whose ext module is missing (as aiobotocore's still is) is an ImportError
+    # A supported name whose ext module is missing is an ImportError
     # naming what is missing, never a silent no-op; pointed at a prefix with no modules so the
     # test does not depend on which integrations exist yet.
     monkeypatch.setattr(patcher, '_EXT_PREFIX', 'aws_like_sdk.ext.no_such_')
