@@ -77,6 +77,7 @@ class CallSites:
     def __init__(self, *sites: Tuple[str, str, Callable]) -> None:
         self._sites = sites
         self._lock = threading.Lock()
+        self._inherited: Set[str] = set()
         self.patched = False
 
     def patch(self) -> None:
@@ -84,19 +85,35 @@ class CallSites:
             if self.patched:
                 return
             for module, path, wrapper in self._sites:
+                owner, attr = _resolve(sys.modules.get(module) or __import__(module, fromlist=['_']), path)
+                if owner is not None and attr not in getattr(owner, '__dict__', {}):
+                    self._inherited.add(module + ':' + path)
                 wrap(module, path, wrapper)
             self.patched = True
 
     def unpatch(self) -> None:
         with self._lock:
-            for module_name, path, _ in self._sites:
-                owner = sys.modules.get(module_name)
-                owner_path, _, attr = path.rpartition('.')
-                for part in owner_path.split('.') if owner_path else ():
-                    owner = getattr(owner, part, None)
-                if owner is not None:
+            for module, path, _ in self._sites:
+                owner, attr = _resolve(sys.modules.get(module), path)
+                if owner is None:
+                    continue
+                if module + ':' + path in self._inherited:
+                    # The wrapper was set on a subclass over an inherited method: removing it lets
+                    # the class inherit the live method again (unwrap would pin a stale copy).
+                    if is_wrapped(owner, attr):
+                        delattr(owner, attr)
+                else:
                     unwrap(owner, attr)
+            self._inherited.clear()
             self.patched = False
+
+
+def _resolve(module: Any, path: str) -> Tuple[Any, str]:
+    owner_path, _, attr = path.rpartition('.')
+    owner = module
+    for part in owner_path.split('.') if owner_path else ():
+        owner = getattr(owner, part, None)
+    return owner, attr
 
 
 class _TrackedCall:

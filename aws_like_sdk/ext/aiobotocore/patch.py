@@ -16,7 +16,7 @@ import logging
 from ...core import xray_recorder
 from ...core.suppression import is_suppressed, suppress_tracing
 from .. import _outgoing
-from .._patching import guard_async, unwrap, wrap
+from .._patching import CallSites, guard_async
 from ..boto_utils import aws_meta_processor, inject_header
 from ..botocore.patch import AWS_NAMESPACE, XRAY_OWN_OPERATIONS, _service_name
 
@@ -24,43 +24,14 @@ log = logging.getLogger(__name__)
 
 __all__ = ['patch', 'unpatch']
 
-_patched = False
-# Whether AioEndpoint defined prepare_request itself when patched; if not, unpatch() removes the
-# attribute again so the class goes back to inheriting botocore's (patched or not) method.
-_own_prepare_request = False
-
-
 def patch() -> None:
     """Trace every aiobotocore client call. Idempotent."""
-    global _patched, _own_prepare_request
-    if _patched:
-        return
-    from aiobotocore.endpoint import AioEndpoint
-    _own_prepare_request = 'prepare_request' in vars(AioEndpoint)
-    wrap('aiobotocore.client', 'AioBaseClient._make_api_call', _traced_make_api_call)
-    wrap('aiobotocore.endpoint', 'AioEndpoint.prepare_request', inject_header)
-    wrap('aiobotocore.endpoint', 'AioEndpoint._send', _send_quietly)
-    _patched = True
+    _SITES.patch()
 
 
 def unpatch() -> None:
     """Undo :func:`patch`. Idempotent."""
-    global _patched
-    try:
-        from aiobotocore.client import AioBaseClient
-        from aiobotocore.endpoint import AioEndpoint
-    except ImportError:
-        return
-    unwrap(AioBaseClient, '_make_api_call')
-    unwrap(AioEndpoint, '_send')
-    if _patched:
-        if _own_prepare_request:
-            unwrap(AioEndpoint, 'prepare_request')
-        elif 'prepare_request' in vars(AioEndpoint):
-            # unwrap() would pin botocore's method as it was at patch time (perhaps botocore's own
-            # wrapper) onto the subclass; removing ours makes it inherit the live one again.
-            delattr(AioEndpoint, 'prepare_request')
-    _patched = False
+    _SITES.unpatch()
 
 
 @guard_async
@@ -84,3 +55,9 @@ async def _send_quietly(wrapped, instance, args, kwargs):
     # The AWS subsegment already describes this HTTP request; the session below must not add another.
     with suppress_tracing():
         return await wrapped(*args, **kwargs)
+
+
+_SITES = CallSites(('aiobotocore.client', 'AioBaseClient._make_api_call', _traced_make_api_call),
+                   # Inherited from botocore's Endpoint: CallSites removes it again on unpatch.
+                   ('aiobotocore.endpoint', 'AioEndpoint.prepare_request', inject_header),
+                   ('aiobotocore.endpoint', 'AioEndpoint._send', _send_quietly))
