@@ -122,7 +122,9 @@ class RequestTrace:
                         exception: Optional[BaseException], stack: Any, route: Optional[str]) -> None:
         if exception is not None:
             if stack is None:
-                stack = traceback.extract_tb(exception.__traceback__, limit=self.recorder.max_trace_back)
+                # The innermost frames say where it failed; a framework's outer frames do not.
+                stack = traceback.extract_tb(exception.__traceback__, limit=-self.recorder.max_trace_back) \
+                    if self.recorder.max_trace_back else []
             entity.add_exception(exception, stack)
             if status is None:
                 status = 500

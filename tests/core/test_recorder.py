@@ -298,3 +298,23 @@ def test_recorder_level_data_on_ended_entity_is_dropped_not_raised(recorder, cap
     recorder.put_metadata('late', 1)
     assert segment.annotations == {} and segment.metadata == {}
     assert 'has already ended' in caplog.text
+
+
+def test_request_helper_records_the_innermost_frames(recorder, udp_sink):
+    from aws_like_sdk.ext._http import IncomingRequest, begin_request
+
+    def outer(depth):
+        if depth:
+            return outer(depth - 1)
+        raise LookupError('deep')
+
+    recorder.configure(max_trace_back=3)
+    handle = begin_request(recorder, IncomingRequest(method='GET', url='http://h/p', host='h'))
+    try:
+        outer(20)
+    except LookupError as exc:
+        handle.finish(exception=exc)
+    (doc,) = udp_sink.wait_for(1)
+    stack = doc['cause']['exceptions'][0]['stack']
+    assert len(stack) == 3 and all(frame['label'] == 'outer' for frame in stack)
+    assert doc['http']['response']['status'] == 500 and doc['fault'] is True
