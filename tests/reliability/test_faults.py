@@ -215,6 +215,7 @@ def test_message_too_long_and_refused_sends_are_counted_logged_once_and_never_ra
     segment.close()
     for _ in range(3):
         refused.send_entity(segment)
+    assert refused.flush()
     assert refused.dropped == 3 and refused.sent == 0
     errors = [r for r in caplog.records if r.levelno >= logging.ERROR and 'Failed to send' in r.getMessage()]
     assert len(errors) == 2, [r.getMessage() for r in errors]  # once per cause, per emitter
@@ -222,6 +223,7 @@ def test_message_too_long_and_refused_sends_are_counted_logged_once_and_never_ra
     for _ in range(3):
         emitter.send_entity(segment)
         emitter._send_data(b'{"format":"json","version":1}\n' + b'x' * 70000)
+    assert emitter.flush()
     assert emitter.sent == 3 and emitter.dropped == 6
     assert udp_sink.wait_for(3)[0]['name'] == 'refused'
     errors = [r for r in caplog.records if r.levelno >= logging.ERROR and 'Failed to send' in r.getMessage()]

@@ -259,6 +259,7 @@ def test_any_annotation_and_metadata_emit_valid_json_datagrams_within_the_limit(
         sub.close()
     segment.close()
     emitter.send_entity(segment)
+    assert emitter.flush()
     assert emitter.dropped == 0 and emitter.sent >= 1
     ids = set()
     for _ in range(emitter.sent):

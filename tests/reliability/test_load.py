@@ -38,6 +38,8 @@ def _make_recorder(address: str) -> AsyncAWSXRayRecorder:
 
 
 def _documents(receiver, recorder):
+    # The emitter sends from a background thread: everything handed to it must be out first.
+    assert recorder.emitter.flush(timeout=60)
     datagrams = receiver.collect()
     emitter = recorder.emitter
     # Attribute any loss before asserting completeness: the SDK counts what it failed to send,
@@ -76,7 +78,11 @@ EXPECTED_PARENT = {'handler': 'worker', 'db': 'handler', 'cache': 'worker', 'bat
 def test_threads_every_document_arrives_with_correct_trees(remote_receiver):
     recorder = _make_recorder(remote_receiver.address)
     results = [None] * THREADS
-    barrier = threading.Barrier(THREADS, action=remote_receiver.drained, timeout=120)
+    def catch_up():
+        recorder.emitter.flush(timeout=60)
+        remote_receiver.drained()
+
+    barrier = threading.Barrier(THREADS, action=catch_up, timeout=120)
     threads = [threading.Thread(target=_thread_work, args=(recorder, i, results, barrier), name='load-%d' % i)
                for i in range(THREADS)]
     for thread in threads:

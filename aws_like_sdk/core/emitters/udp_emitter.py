@@ -20,9 +20,10 @@ DEFAULT_DAEMON_ADDRESS = DEFAULT_ADDRESS
 _emitters: 'weakref.WeakSet[UDPEmitter]' = weakref.WeakSet()
 
 
-# Upper bound on documents waiting for the sender thread; beyond it new documents are dropped and
-# counted rather than letting memory grow without limit when the process outpaces the socket.
-DEFAULT_MAX_QUEUE = 10000
+# Upper bound on documents waiting for the sender thread. When the application outpaces the
+# sender, the calling thread sends the document itself: memory stays bounded, nothing is dropped,
+# and a process producing faster than it can send is slowed down rather than losing traces.
+DEFAULT_MAX_QUEUE = 256
 _SENDER_IDLE_WAIT = 0.5
 # Intermittent failures (EAGAIN under a burst) alternate with successes; re-arming the once-per-cause
 # error on every success would log an error (and a recovery) per dropped datagram.
@@ -49,7 +50,8 @@ _exit_hook_registered = False
 
 
 def _background_by_default() -> bool:
-    return False
+    # In Lambda the process may be frozen as soon as the handler returns: send synchronously there.
+    return not os.environ.get('LAMBDA_TASK_ROOT')
 
 
 def _flush_all_at_exit() -> None:
@@ -70,15 +72,16 @@ class UDPEmitter:
     A failing send is logged once per cause and counted in ``dropped``.
 
     By default (outside Lambda) serialising and sending happen on one background thread, started on
-    the first send, so the request that ended a segment never waits for the socket; documents wait in
-    a bounded queue, are flushed at interpreter exit, and :meth:`flush` waits for them on demand. In
+    the first send, so the request that ended a segment does not wait for the socket. Documents wait
+    in a bounded queue; when it is full the caller sends the document itself (backpressure, never
+    loss). The queue is flushed at interpreter exit, and :meth:`flush` waits for it on demand. In
     Lambda the process may be frozen as soon as the handler returns, so sending stays synchronous.
 
     Args:
         daemon_address: ``host:port`` or ``tcp:host:port udp:host:port``;
             ``AWS_XRAY_DAEMON_ADDRESS`` wins.
         background: send from a background thread; None means "yes, unless running in Lambda".
-        max_queue: documents allowed to wait for the background thread before new ones are dropped.
+        max_queue: documents allowed to wait for the background thread; past it the caller sends.
     """
 
     def __init__(self, daemon_address: str = DEFAULT_DAEMON_ADDRESS, background: Optional[bool] = None,
@@ -117,7 +120,7 @@ class UDPEmitter:
             return
         queue = self._queue
         if len(queue) >= self._max_queue:
-            self._count_failure(OverflowError('emitter queue full (%d documents)' % self._max_queue))
+            self._emit(entity)
             return
         queue.append(entity)
         if self._thread is None:
