@@ -149,7 +149,7 @@ def test_full_queue_makes_the_caller_send_instead_of_growing_or_dropping(udp_sin
     assert len(udp_sink.wait_for(2)) == 2
 
 
-def test_synchronous_mode_in_lambda(monkeypatch, udp_sink):
+def test_synchronous_by_default(monkeypatch, udp_sink):
     monkeypatch.setenv('LAMBDA_TASK_ROOT', '/var/task')
     emitter = UDPEmitter(udp_sink.address)
     segment = Segment('sync')

@@ -50,8 +50,10 @@ _exit_hook_registered = False
 
 
 def _background_by_default() -> bool:
-    # In Lambda the process may be frozen as soon as the handler returns: send synchronously there.
-    return not os.environ.get('LAMBDA_TASK_ROOT')
+    # Measured (benchmarks/core_bench.py): with the GIL, a sender thread costs more in handoffs than
+    # the sendto it takes off the request, so throughput is better sending inline. Background sending
+    # stays available for latency-sensitive applications with spare cores.
+    return False
 
 
 def _flush_all_at_exit() -> None:
@@ -71,16 +73,17 @@ class UDPEmitter:
     address is resolved once. Documents over the datagram limit are split or shrunk, never lost.
     A failing send is logged once per cause and counted in ``dropped``.
 
-    By default (outside Lambda) serialising and sending happen on one background thread, started on
-    the first send, so the request that ended a segment does not wait for the socket. Documents wait
-    in a bounded queue; when it is full the caller sends the document itself (backpressure, never
-    loss). The queue is flushed at interpreter exit, and :meth:`flush` waits for it on demand. In
-    Lambda the process may be frozen as soon as the handler returns, so sending stays synchronous.
+    Sending is inline by default. With ``background=True`` serialising and sending happen on one
+    background thread, started on the first send, so the request that ended a segment does not wait
+    for the socket. Documents then wait in a bounded queue; when it is full the caller sends the
+    document itself (backpressure, never loss). The queue is flushed at interpreter exit, and
+    :meth:`flush` waits for it on demand. Do not enable it in Lambda: the process may be frozen as soon
+    as the handler returns.
 
     Args:
         daemon_address: ``host:port`` or ``tcp:host:port udp:host:port``;
             ``AWS_XRAY_DAEMON_ADDRESS`` wins.
-        background: send from a background thread; None means "yes, unless running in Lambda".
+        background: send from a background thread (default False; see above).
         max_queue: documents allowed to wait for the background thread; past it the caller sends.
     """
 
