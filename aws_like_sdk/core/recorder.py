@@ -267,16 +267,18 @@ class AWSXRayRecorder:
 
     def end_subsegment_by_handle(self, subsegment, end_time: Optional[float] = None) -> None:
         """Close ``subsegment`` itself (not whatever is current) and emit or stream as needed."""
-        if not global_sdk_config.sdk_enabled() or not subsegment.in_progress:
+        # No SDK-switch check: the subsegment exists, so closing it is right either way.
+        if not subsegment.in_progress:
             return
         self._context.end_subsegment_entity(subsegment, end_time)
         self._after_subsegment_closed(subsegment.parent_segment)
 
     def _after_subsegment_closed(self, segment) -> None:
         flush_detached_subsegments(segment, self._stream_subsegment_out)
-        if segment.ready_to_send():
+        # ready_to_send() inlined (FacadeSegment never leaves in_progress, so it is never "ready").
+        if not segment.in_progress and segment._open_count <= 0:
             self._send_segment(segment)
-        elif self._streaming.is_eligible(segment):
+        elif segment.sampled and self._streaming.is_eligible(segment):
             self._streaming.stream(segment, self._stream_subsegment_out)
 
     # -- data on the current entity --------------------------------------------------------------

@@ -318,3 +318,30 @@ def test_request_helper_records_the_innermost_frames(recorder, udp_sink):
     stack = doc['cause']['exceptions'][0]['stack']
     assert len(stack) == 3 and all(frame['label'] == 'outer' for frame in stack)
     assert doc['http']['response']['status'] == 500 and doc['fault'] is True
+
+
+def test_capture_on_methods_staticmethods_and_classmethods(recorder, udp_sink):
+    class Service:
+        factor = 3
+
+        @recorder.capture('method')
+        def method(self, x):
+            return x * self.factor
+
+        @recorder.capture('static')
+        @staticmethod
+        def static(x):
+            return x + 1
+
+        @recorder.capture('klass')
+        @classmethod
+        def klass(cls, x):
+            return x * cls.factor
+
+    with recorder.in_segment('svc'):
+        assert Service().method(2) == 6
+        assert Service.static(1) == 2 and Service().static(1) == 2
+        assert Service.klass(2) == 6
+    (doc,) = udp_sink.wait_for(1)
+    assert [s['name'] for s in doc['subsegments']] == ['method', 'static', 'static', 'klass']
+    assert Service.method.__name__ == 'method'

@@ -1,4 +1,5 @@
 """Subsegment: a unit of work inside a segment, plus its context manager / decorator."""
+import functools
 import inspect
 import time
 import traceback
@@ -56,21 +57,31 @@ class SubsegmentContextManager:
         recorder = self.recorder
         namespace = self.subsegment_kwargs.get('namespace', 'local')
 
-        if _is_coroutine_function(wrapped):
-            @wrapt.decorator
-            async def async_wrapper(wrapped, instance, args, kwargs):
-                return await _recording.record_async(recorder, wrapped, instance, args, kwargs, name,
-                                                     namespace, None)
-            decorated = async_wrapper(wrapped)
+        if isinstance(wrapped, (classmethod, staticmethod)) or not callable(wrapped):
+            # Descriptors applied under the decorator need wrapt's binding logic.
+            decorated = self._wrapt_decorated(wrapped, name, namespace)
+        elif _is_coroutine_function(wrapped):
+            @functools.wraps(wrapped)
+            async def decorated(*args, **kwargs):
+                return await _recording.record_async(recorder, wrapped, None, args, kwargs, name, namespace, None)
         else:
+            # A plain closure rather than a wrapt wrapper: this runs on every captured call, and a
+            # closure costs a fraction of a FunctionWrapper call. Methods bind as usual.
             record = recorder.record_subsegment
 
-            @wrapt.decorator
-            def wrapper(wrapped, instance, args, kwargs):
-                return record(wrapped, instance, args, kwargs, name, namespace, None)
-            decorated = wrapper(wrapped)
+            @functools.wraps(wrapped)
+            def decorated(*args, **kwargs):
+                return record(wrapped, None, args, kwargs, name, namespace, None)
         set_as_recording(decorated, wrapped)
         return decorated
+
+    def _wrapt_decorated(self, wrapped, name: str, namespace: str):
+        recorder = self.recorder
+
+        @wrapt.decorator
+        def wrapper(wrapped, instance, args, kwargs):
+            return recorder.record_subsegment(wrapped, instance, args, kwargs, name, namespace, None)
+        return wrapper(wrapped)
 
     def __enter__(self):
         self.subsegment = self.recorder.begin_subsegment(name=self.name, **self.subsegment_kwargs)
