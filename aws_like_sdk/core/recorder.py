@@ -6,14 +6,13 @@ The recorder owns no I/O itself: emission, sampling, streaming and context are s
 import logging
 import os
 import platform
-import time
 from typing import Any, Callable, Dict, Optional, Union
 
 from .. import global_sdk_config
 from ..sdk_config import SDKConfig
 from ..version import VERSION
 from . import _recording
-from .context import Context, _is_subsegment, flush_detached_subsegments
+from .context import Context, _detached, _is_subsegment, flush_detached_subsegments
 from .daemon_config import DaemonConfig
 from .emitters.udp_emitter import UDPEmitter
 from .exceptions.exceptions import SegmentNameMissingException
@@ -228,7 +227,7 @@ class AWSXRayRecorder:
         if entity is None:
             log.warning('No segment found, cannot begin subsegment %s.', name)
             return None
-        segment = entity.parent_segment if _is_subsegment(entity) else entity
+        segment = entity.parent_segment if getattr(entity, 'type', None) == 'subsegment' else entity
         if entity.sampled:
             subsegment = Subsegment(name, namespace, segment)
         else:
@@ -274,7 +273,8 @@ class AWSXRayRecorder:
         self._after_subsegment_closed(subsegment.parent_segment)
 
     def _after_subsegment_closed(self, segment) -> None:
-        flush_detached_subsegments(segment, self._stream_subsegment_out)
+        if _detached:
+            flush_detached_subsegments(segment, self._stream_subsegment_out)
         # ready_to_send() inlined (FacadeSegment never leaves in_progress, so it is never "ready").
         if not segment.in_progress and segment._open_count <= 0:
             self._send_segment(segment)

@@ -345,3 +345,24 @@ def test_capture_on_methods_staticmethods_and_classmethods(recorder, udp_sink):
     (doc,) = udp_sink.wait_for(1)
     assert [s['name'] for s in doc['subsegments']] == ['method', 'static', 'static', 'klass']
     assert Service.method.__name__ == 'method'
+
+
+def test_capture_goes_through_an_overridden_record_subsegment(udp_sink):
+    calls = []
+
+    class CustomRecorder(AsyncAWSXRayRecorder):
+        def record_subsegment(self, wrapped, instance, args, kwargs, name, namespace, meta_processor):
+            calls.append(name)
+            return super().record_subsegment(wrapped, instance, args, kwargs, name, namespace, meta_processor)
+
+    rec = CustomRecorder()
+    rec.configure(sampling=False, context=Context(), daemon_address=udp_sink.address, service='custom')
+
+    @rec.capture('hooked')
+    def work():
+        return 7
+
+    with rec.in_segment('svc'):
+        assert work() == 7
+    assert calls == ['hooked']
+    assert udp_sink.wait_for(1)[0]['subsegments'][0]['name'] == 'hooked'

@@ -67,11 +67,19 @@ class SubsegmentContextManager:
         else:
             # A plain closure rather than a wrapt wrapper: this runs on every captured call, and a
             # closure costs a fraction of a FunctionWrapper call. Methods bind as usual.
-            record = recorder.record_subsegment
+            from ..recorder import AWSXRayRecorder
+            if type(recorder).record_subsegment is AWSXRayRecorder.record_subsegment:
+                record_sync = _recording.record_sync
 
-            @functools.wraps(wrapped)
-            def decorated(*args, **kwargs):
-                return record(wrapped, None, args, kwargs, name, namespace, None)
+                @functools.wraps(wrapped)
+                def decorated(*args, **kwargs):
+                    return record_sync(recorder, wrapped, None, args, kwargs, name, namespace, None)
+            else:  # a recorder subclass customises record_subsegment: go through it
+                record = recorder.record_subsegment
+
+                @functools.wraps(wrapped)
+                def decorated(*args, **kwargs):
+                    return record(wrapped, None, args, kwargs, name, namespace, None)
         set_as_recording(decorated, wrapped)
         return decorated
 
