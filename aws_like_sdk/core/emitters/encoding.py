@@ -29,8 +29,20 @@ except ImportError:  # pragma: no cover - depends on the environment
 
 _json_encoder = json.JSONEncoder(separators=(',', ':'), default=str, allow_nan=False)
 
+try:
+    # JSONEncoder.encode() builds a new C encoder on every call, which costs as much as encoding a
+    # small document; build it once. No circular-reference markers: a cycle raises RecursionError and
+    # falls back to the defensive path in encode_document().
+    from _json import make_encoder as _c_make_encoder
+    _c_encoder = _c_make_encoder(None, str, json.encoder.encode_basestring_ascii, None, ':', ',',
+                                 False, False, False)
+except (ImportError, TypeError):  # pragma: no cover - non-CPython or a changed signature
+    _c_encoder = None
+
 
 def _encode_stdlib(doc: Any) -> bytes:
+    if _c_encoder is not None:
+        return ''.join(_c_encoder(doc, 0)).encode('utf-8')
     return _json_encoder.encode(doc).encode('utf-8')
 
 
