@@ -55,16 +55,69 @@ class Entity:
         self.sampled = True
         self.in_progress = True
         self.end_time: Optional[float] = None
-        self.http: Dict[str, Dict[str, Any]] = {}
-        self.annotations: Dict[str, Any] = {}
-        self.metadata: Dict[str, Dict[str, Any]] = {}
-        self.aws: Dict[str, Any] = {}
-        self.cause: Any = {}
+        # http, annotations, metadata, aws and cause are created on first use (see the properties
+        # below): most subsegments never carry them, and every entity saves five allocations.
+        self._http: Optional[Dict[str, Dict[str, Any]]] = None
+        self._annotations: Optional[Dict[str, Any]] = None
+        self._metadata: Optional[Dict[str, Dict[str, Any]]] = None
+        self._aws: Optional[Dict[str, Any]] = None
+        self._cause: Any = None
         self.subsegments: list = []
         self.error = False
         self.fault = False
         self.throttle = False
         self._origin_trace_header = None
+
+    # -- lazily created blocks (plain dicts to callers, as upstream) -----------------------------
+    @property
+    def http(self) -> Dict[str, Dict[str, Any]]:
+        if self._http is None:
+            self._http = {}
+        return self._http
+
+    @http.setter
+    def http(self, value: Dict[str, Dict[str, Any]]) -> None:
+        self._http = value
+
+    @property
+    def annotations(self) -> Dict[str, Any]:
+        if self._annotations is None:
+            self._annotations = {}
+        return self._annotations
+
+    @annotations.setter
+    def annotations(self, value: Dict[str, Any]) -> None:
+        self._annotations = value
+
+    @property
+    def metadata(self) -> Dict[str, Dict[str, Any]]:
+        if self._metadata is None:
+            self._metadata = {}
+        return self._metadata
+
+    @metadata.setter
+    def metadata(self, value: Dict[str, Dict[str, Any]]) -> None:
+        self._metadata = value
+
+    @property
+    def aws(self) -> Dict[str, Any]:
+        if self._aws is None:
+            self._aws = {}
+        return self._aws
+
+    @aws.setter
+    def aws(self, value: Dict[str, Any]) -> None:
+        self._aws = value
+
+    @property
+    def cause(self) -> Any:
+        if self._cause is None:
+            self._cause = {}
+        return self._cause
+
+    @cause.setter
+    def cause(self, value: Any) -> None:
+        self._cause = value
 
     # -- lifecycle -------------------------------------------------------------------------------
     def close(self, end_time: Optional[float] = None) -> None:
@@ -213,15 +266,15 @@ class Entity:
         return doc
 
     def _add_common_fields(self, doc: Dict[str, Any]) -> None:
-        if self.http:
-            doc['http'] = self.http
-        if self.annotations:
-            doc['annotations'] = self.annotations
-        if self.metadata:
-            doc['metadata'] = {ns: metadata_to_dict(values) for ns, values in self.metadata.items()}
-        if self.aws:
-            doc['aws'] = self.aws
-        cause = self.cause
+        if self._http:
+            doc['http'] = self._http
+        if self._annotations:
+            doc['annotations'] = self._annotations
+        if self._metadata:
+            doc['metadata'] = {ns: metadata_to_dict(values) for ns, values in self._metadata.items()}
+        if self._aws:
+            doc['aws'] = self._aws
+        cause = self._cause
         if cause:
             if isinstance(cause, dict):
                 cause = dict(cause)

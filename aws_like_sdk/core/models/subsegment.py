@@ -118,11 +118,7 @@ class Subsegment(Entity):
         self.sampled = True
         self.in_progress = True
         self.end_time = None
-        self.http = {}
-        self.annotations = {}
-        self.metadata = {}
-        self.aws = {}
-        self.cause = {}
+        self._http = self._annotations = self._metadata = self._aws = self._cause = None
         self.subsegments = []
         self.error = self.fault = self.throttle = False
         self._origin_trace_header = None
