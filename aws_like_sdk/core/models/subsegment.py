@@ -151,7 +151,14 @@ class Subsegment(Entity):
         self.sql = sql
 
     def to_dict(self) -> Dict[str, Any]:
-        doc = super().to_dict()
+        # Entity.to_dict's fields written here directly: one call less for every subsegment sent.
+        doc: Dict[str, Any] = {'id': self.id, 'name': self.name, 'start_time': self.start_time}
+        if self.parent_id:
+            doc['parent_id'] = self.parent_id
+        doc['in_progress'] = self.in_progress
+        if self.end_time is not None:
+            doc['end_time'] = self.end_time
+        self._add_common_fields(doc)
         doc['trace_id'] = self.trace_id
         doc['type'] = 'subsegment'
         doc['namespace'] = self.namespace
