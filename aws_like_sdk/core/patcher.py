@@ -30,22 +30,10 @@ log = logging.getLogger(__name__)
 
 __all__ = ['patch', 'patch_all', 'unpatch', 'SUPPORTED_MODULES', 'NO_DOUBLE_PATCH']
 
+# Every library integration patch() knows, by the name users pass (alphabetical).
 SUPPORTED_MODULES = (
-    'aiobotocore',
-    'botocore',
-    'pynamodb',
-    'requests',
-    'sqlite3',
-    'mysql',
-    'httplib',
-    'pymongo',
-    'pymysql',
-    'psycopg2',
-    'psycopg',
-    'pg8000',
-    'sqlalchemy_core',
-    'httpx',
-    'futures',
+    'aiobotocore', 'botocore', 'futures', 'httplib', 'httpx', 'mysql', 'pg8000', 'psycopg', 'psycopg2',
+    'pymongo', 'pymysql', 'pynamodb', 'requests', 'sqlalchemy_core', 'sqlite3',
 )
 
 # What patch_all() patches unless double_patch=True. httplib sits under requests and botocore; the

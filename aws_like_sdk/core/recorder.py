@@ -98,11 +98,11 @@ class AWSXRayRecorder:
         if context:
             self.context = context
         if context_missing:
+            # Applied after context=, so it reaches the context now in use.
             self.context.context_missing = os.environ.get(CONTEXT_MISSING_KEY, context_missing)
-        if dynamic_naming:
-            self.dynamic_naming = dynamic_naming
-        if streaming:
-            self.streaming = streaming
+        for attribute, value in (('dynamic_naming', dynamic_naming), ('streaming', streaming)):
+            if value:
+                setattr(self, attribute, value)
         if streaming_threshold is not None:
             self.streaming_threshold = streaming_threshold
         if isinstance(max_trace_back, int) and max_trace_back >= 0:

@@ -30,15 +30,11 @@ class SamplingRule:
     def __init__(self, name: str, priority: int, rate: float, reservoir_size: int,
                  host: Optional[str] = None, method: Optional[str] = None, path: Optional[str] = None,
                  service: Optional[str] = None, service_type: Optional[str] = None) -> None:
-        self._name = name
-        self._priority = priority
-        self._rate = rate
-        self._can_borrow = bool(reservoir_size)
-        self._host = host
-        self._method = method
-        self._path = path
-        self._service = service
-        self._service_type = service_type
+        self._name, self._priority = name, priority
+        self._rate, self._can_borrow = rate, bool(reservoir_size)
+        # What a request must match (None matches anything).
+        self._host, self._method, self._path = host, method, path
+        self._service, self._service_type = service, service_type
         self._reservoir = Reservoir()
         self._lock = threading.Lock()
         self._request_count = 0

@@ -20,22 +20,15 @@ log = logging.getLogger(__name__)
 XRAY_NAMESPACE = 'XRAY_RECORDER'
 
 DEFAULTS: Dict[str, Any] = {
-    'AWS_XRAY_DAEMON_ADDRESS': '127.0.0.1:2000',
-    'AUTO_INSTRUMENT': True,
+    # Keys named like environment variables: the variable, when set, wins over the setting.
+    'AWS_XRAY_TRACING_NAME': None, 'AWS_XRAY_DAEMON_ADDRESS': '127.0.0.1:2000',
     'AWS_XRAY_CONTEXT_MISSING': 'LOG_ERROR',
-    'PLUGINS': (),
-    'SAMPLING': True,
-    'SAMPLING_RULES': None,
-    'SAMPLER': None,
-    'AWS_XRAY_TRACING_NAME': None,
-    'DYNAMIC_NAMING': None,
-    'STREAMING_THRESHOLD': None,
-    'MAX_TRACE_BACK': None,
-    'STREAM_SQL': True,
-    'PATCH_MODULES': [],
-    'AUTO_PATCH_PARENT_SEGMENT_NAME': None,
-    'IGNORE_MODULE_PATTERNS': [],
-    'URLS_AS_ANNOTATION': 'LAMBDA',
+    # Recorder configuration.
+    'SAMPLING': True, 'SAMPLER': None, 'SAMPLING_RULES': None, 'PLUGINS': (), 'DYNAMIC_NAMING': None,
+    'STREAMING_THRESHOLD': None, 'MAX_TRACE_BACK': None, 'STREAM_SQL': True,
+    # What the app config instruments at start-up.
+    'AUTO_INSTRUMENT': True, 'PATCH_MODULES': [], 'IGNORE_MODULE_PATTERNS': [],
+    'AUTO_PATCH_PARENT_SEGMENT_NAME': None, 'URLS_AS_ANNOTATION': 'LAMBDA',
 }
 
 SUPPORTED_ENV_VARS: Tuple[str, ...] = (

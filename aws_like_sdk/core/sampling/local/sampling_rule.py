@@ -30,12 +30,9 @@ class SamplingRule:
         InvalidSamplingManifestError: for a missing, mistyped or out-of-range field.
     """
 
-    FIXED_TARGET = 'fixed_target'
-    RATE = 'rate'
-    HOST = 'host'
-    METHOD = 'http_method'
-    PATH = 'url_path'
-    SERVICE_NAME = 'service_name'
+    # Field names of the JSON document (v1 names the host field service_name).
+    HOST, SERVICE_NAME, METHOD, PATH = 'host', 'service_name', 'http_method', 'url_path'
+    FIXED_TARGET, RATE = 'fixed_target', 'rate'
 
     def __init__(self, rule_dict: Mapping[str, Any], version: int = 2, default: bool = False,
                  clock: Callable[[], float] = time.time) -> None:
