@@ -134,7 +134,8 @@ def test_falls_back_to_local_rules_and_logs_once(fake_daemon, make_sampler, capl
     sampler = make_sampler()
     sampler.load_local_rules(ALWAYS)
     assert sampler.should_trace({'host': 'a'}) is True
-    assert fake_daemon.wait_for(lambda: sampler.connector.daemon_unavailable)
+    # The poller thread flags the outage before it logs it: wait for the log line itself.
+    assert fake_daemon.wait_for(lambda: any('is unavailable' in r.getMessage() for r in caplog.records))
     for _ in range(50):
         assert sampler.should_trace({'host': 'a'}) is True
     sampler.load_local_rules(NEVER)
