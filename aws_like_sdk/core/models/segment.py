@@ -27,7 +27,8 @@ class SegmentContextManager:
             return
         if exc_type is not None and segment.in_progress:
             segment.add_exception(exc_val, traceback.extract_tb(exc_tb, limit=self.recorder.max_trace_back))
-        self.recorder.end_segment()
+        # End the segment this block began, even if code inside began another one.
+        self.recorder.end_segment_by_handle(segment)
 
 
 class Segment(Entity):
