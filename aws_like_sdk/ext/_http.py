@@ -52,6 +52,31 @@ class IncomingRequest:
     name: Optional[str] = None
 
 
+class ResponseOutcome:
+    """The response as the server saw it: status, declared length, and bytes actually produced.
+
+    Filled in by adapters that see the response in pieces (WSGI ``start_response`` and body, ASGI
+    messages) before they call :meth:`RequestTrace.finish`.
+    """
+
+    __slots__ = ('status', 'content_length', 'body_bytes')
+
+    def __init__(self) -> None:
+        self.status: Optional[int] = None
+        self.content_length: Optional[str] = None
+        self.body_bytes = 0
+
+
+def innermost_frames(exception: BaseException, limit: int) -> Any:
+    """The last ``limit`` frames of ``exception``'s traceback.
+
+    The innermost frames say where it failed; a framework's and server's outer frames do not.
+    """
+    if not limit:
+        return []
+    return traceback.extract_tb(exception.__traceback__, limit=-limit)
+
+
 class RequestTrace:
     """Handle on the segment (or Lambda subsegment) opened for one request; ends exactly that entity."""
 
@@ -122,9 +147,7 @@ class RequestTrace:
                         exception: Optional[BaseException], stack: Any, route: Optional[str]) -> None:
         if exception is not None:
             if stack is None:
-                # The innermost frames say where it failed; a framework's outer frames do not.
-                stack = traceback.extract_tb(exception.__traceback__, limit=-self.recorder.max_trace_back) \
-                    if self.recorder.max_trace_back else []
+                stack = innermost_frames(exception, self.recorder.max_trace_back)
             entity.add_exception(exception, stack)
             if status is None:
                 status = 500

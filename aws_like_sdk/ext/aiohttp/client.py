@@ -18,7 +18,6 @@ up as "the current subsegment", so many concurrent requests from one session, ea
 end their own subsegment and all hang under the segment that was current when they started.
 """
 import logging
-import traceback
 from functools import partial
 from types import SimpleNamespace
 from typing import Any, Optional
@@ -29,6 +28,7 @@ from ...core import xray_recorder
 from ...core.exceptions.exceptions import SegmentNotFoundException
 from ...core.models import http
 from ...core.suppression import is_suppressed
+from .._http import innermost_frames
 from .._patching import log_once
 from ..util import get_hostname, inject_trace_header
 
@@ -129,7 +129,7 @@ async def end_subsegment_with_exception(session: aiohttp.ClientSession, trace_co
         if subsegment.sampled and subsegment.in_progress:
             exception = params.exception
             recorder = getattr(trace_config_ctx, 'recorder', None) or xray_recorder
-            stack = traceback.extract_tb(exception.__traceback__, limit=-recorder.max_trace_back)
+            stack = innermost_frames(exception, recorder.max_trace_back)
             subsegment.add_exception(exception, stack)
             if isinstance(exception, LOCAL_EXCEPTIONS):
                 subsegment.namespace = LOCAL_NAMESPACE

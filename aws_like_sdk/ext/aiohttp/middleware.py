@@ -16,7 +16,6 @@ The handle returned by ``begin_request`` is kept in a local, so the request ends
 opened whatever other tasks do with the context meanwhile.
 """
 import logging
-import traceback
 from typing import Any, Awaitable, Callable, Optional
 
 from aiohttp import hdrs, web
@@ -63,7 +62,7 @@ async def middleware(request: web.Request, handler: Handler) -> web.StreamRespon
         _finish_with_response(trace, exc)
         raise
     except BaseException as exc:
-        trace.finish(exception=exc, stack=_stack(exc))
+        trace.finish(exception=exc)
         raise
     _finish_with_response(trace, response)
     return response
@@ -130,11 +129,3 @@ def _finish_with_response(trace: RequestTrace, response: Any) -> None:
     except Exception:  # noqa: BLE001 - e.g. a handler that returned something other than a response
         log_once('aiohttp.middleware.response', 'Could not read the aiohttp response for the trace.')
     trace.finish(status=status, content_length=content_length)
-
-
-def _stack(exc: BaseException) -> Any:
-    # The frames nearest to the raise are the useful ones; a negative limit keeps the last ones.
-    try:
-        return traceback.extract_tb(exc.__traceback__, limit=-xray_recorder.max_trace_back)
-    except Exception:  # noqa: BLE001
-        return None

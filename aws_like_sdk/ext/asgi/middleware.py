@@ -5,12 +5,11 @@ context is a ContextVar) and ends when the application returns or raises, which 
 body chunk was sent.
 """
 import logging
-import traceback
 from typing import Any, Awaitable, Callable, Dict, MutableMapping, Optional
 
 from ...core.models import http
 from ...core.suppression import is_suppressed
-from .._http import IncomingRequest, RequestTrace, begin_request
+from .._http import IncomingRequest, RequestTrace, ResponseOutcome, begin_request
 from .._patching import log_once
 
 __all__ = ['XRayMiddleware', 'SCOPE_KEY']
@@ -82,15 +81,6 @@ def _route_of(scope: Scope, root_path: str) -> Optional[str]:
     return prefix + template
 
 
-class _Outcome:
-    __slots__ = ('status', 'content_length', 'body_bytes')
-
-    def __init__(self) -> None:
-        self.status: Optional[int] = None
-        self.content_length: Optional[str] = None
-        self.body_bytes = 0
-
-
 class XRayMiddleware:
     """Wrap an ASGI 3 application so each HTTP request is recorded as a segment.
 
@@ -122,7 +112,7 @@ class XRayMiddleware:
             log_once('asgi.begin', 'Could not trace an ASGI request; it proceeds untraced.')
             await self.app(scope, receive, send)
             return
-        outcome = _Outcome()
+        outcome = ResponseOutcome()
         scope[SCOPE_KEY] = handle
         header_value = response_header.encode('latin-1') if response_header else None
 
@@ -145,7 +135,7 @@ class XRayMiddleware:
         _finish(handle, outcome, scope, root_path, None)
 
 
-def _on_start(message: Message, outcome: _Outcome, header_value: Optional[bytes]) -> Message:
+def _on_start(message: Message, outcome: ResponseOutcome, header_value: Optional[bytes]) -> Message:
     outcome.status = int(message['status'])
     headers = message.get('headers') or []
     has_trace_header = False
@@ -162,7 +152,7 @@ def _on_start(message: Message, outcome: _Outcome, header_value: Optional[bytes]
     return message
 
 
-def _finish(handle: RequestTrace, outcome: _Outcome, scope: Scope, root_path: str,
+def _finish(handle: RequestTrace, outcome: ResponseOutcome, scope: Scope, root_path: str,
             exception: Optional[BaseException]) -> None:
     try:
         route = _route_of(scope, root_path)
@@ -171,8 +161,4 @@ def _finish(handle: RequestTrace, outcome: _Outcome, scope: Scope, root_path: st
     length: Any = outcome.content_length
     if length is None and exception is None and outcome.status is not None:
         length = outcome.body_bytes
-    stack = None
-    if exception is not None:
-        # The innermost frames say where it failed; ASGI middleware stacks are deep.
-        stack = traceback.extract_tb(exception.__traceback__)[-handle.recorder.max_trace_back:]
-    handle.finish(status=outcome.status, content_length=length, exception=exception, stack=stack, route=route)
+    handle.finish(status=outcome.status, content_length=length, exception=exception, route=route)

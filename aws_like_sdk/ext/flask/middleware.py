@@ -5,7 +5,6 @@ handle of the segment it began on the WSGI environ of the request it began it fo
 that segment, never "whatever is current".
 """
 import logging
-import traceback
 from contextvars import ContextVar
 from typing import Any, List, Optional, Tuple
 
@@ -13,7 +12,7 @@ import flask
 from flask import before_render_template, request, template_rendered
 
 from ...core.models import http
-from .._http import RequestTrace, begin_request
+from .._http import RequestTrace, begin_request, innermost_frames
 from .._patching import log_once
 from ..wsgi.middleware import incoming_request
 
@@ -112,11 +111,7 @@ class XRayMiddleware:
         status = state.status
         if exception is not None and (status is None or status < 500):
             status = 500
-        stack = None
-        if exception is not None:
-            # The innermost frames say where it failed; the outer ones are Flask and the server.
-            stack = traceback.extract_tb(exception.__traceback__)[-self._recorder.max_trace_back:]
-        state.handle.finish(status=status, content_length=state.content_length, exception=exception, stack=stack)
+        state.handle.finish(status=status, content_length=state.content_length, exception=exception)
 
     # -- templates -----------------------------------------------------------------------------
     def _before_render(self, sender: Any, template: Any = None, context: Any = None, **extra: Any) -> None:
@@ -156,6 +151,5 @@ class XRayMiddleware:
             if not subsegment.in_progress:
                 continue
             if exception is not None and position == 0:
-                subsegment.add_exception(exception, traceback.extract_tb(
-                    exception.__traceback__)[-self._recorder.max_trace_back:])
+                subsegment.add_exception(exception, innermost_frames(exception, self._recorder.max_trace_back))
             self._recorder.end_subsegment_by_handle(subsegment)

@@ -4,13 +4,12 @@ Ending on ``close()`` rather than when the application returns times streamed bo
 the segment covers producing and sending every chunk.
 """
 import logging
-import traceback
 from typing import Any, Callable, Iterable, Iterator, List, Optional, Tuple
 from urllib.parse import quote
 
 from ...core.models import http
 from ...core.suppression import is_suppressed
-from .._http import IncomingRequest, RequestTrace, begin_request
+from .._http import IncomingRequest, RequestTrace, ResponseOutcome, begin_request
 from .._patching import log_once
 
 __all__ = ['XRayMiddleware', 'set_route', 'ENVIRON_KEY']
@@ -80,22 +79,6 @@ def incoming_request(environ: dict, name: Optional[str] = None) -> IncomingReque
     )
 
 
-def _innermost_frames(exception: BaseException, handle: RequestTrace) -> List[Any]:
-    # The innermost frames say where it failed; the outer ones are the server and middleware stack.
-    return traceback.extract_tb(exception.__traceback__)[-handle.recorder.max_trace_back:]
-
-
-class _Outcome:
-    """The response as the server saw it: status, declared length, and bytes actually produced."""
-
-    __slots__ = ('status', 'content_length', 'body_bytes')
-
-    def __init__(self) -> None:
-        self.status: Optional[int] = None
-        self.content_length: Optional[str] = None
-        self.body_bytes = 0
-
-
 class XRayMiddleware:
     """Wrap a WSGI application so each request is recorded as a segment.
 
@@ -124,7 +107,7 @@ class XRayMiddleware:
             log_once('wsgi.begin', 'Could not trace a WSGI request; it proceeds untraced.')
             return self.wsgi_app(environ, start_response)
         environ[ENVIRON_KEY] = handle
-        outcome = _Outcome()
+        outcome = ResponseOutcome()
 
         def traced_start_response(status: str, headers: List[Tuple[str, str]], exc_info: Any = None) -> Any:
             try:
@@ -147,7 +130,7 @@ class XRayMiddleware:
         try:
             body = self.wsgi_app(environ, traced_start_response)
         except BaseException as exc:
-            handle.finish(status=outcome.status, exception=exc, stack=_innermost_frames(exc, handle))
+            handle.finish(status=outcome.status, exception=exc)
             raise
         return _TracedBody(body, handle, outcome)
 
@@ -157,7 +140,7 @@ class _TracedBody:
 
     __slots__ = ('_body', '_handle', '_outcome', '_exception')
 
-    def __init__(self, body: Iterable[bytes], handle: RequestTrace, outcome: _Outcome) -> None:
+    def __init__(self, body: Iterable[bytes], handle: RequestTrace, outcome: ResponseOutcome) -> None:
         self._body = body
         self._handle = handle
         self._outcome = outcome
@@ -191,5 +174,4 @@ class _TracedBody:
             length = outcome.content_length
             if length is None and exception is None:
                 length = outcome.body_bytes
-            stack = _innermost_frames(exception, self._handle) if exception is not None else None
-            self._handle.finish(status=outcome.status, content_length=length, exception=exception, stack=stack)
+            self._handle.finish(status=outcome.status, content_length=length, exception=exception)
