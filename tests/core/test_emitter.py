@@ -4,7 +4,11 @@ import os
 import socket
 import subprocess
 import sys
+import threading
 
+import pytest
+
+from aws_like_sdk.core.emitters import multisend
 from aws_like_sdk.core.emitters.encoding import MAX_DATAGRAM_BYTES, TRUNCATED_KEY, encode_document, to_datagrams
 from aws_like_sdk.core.emitters.udp_emitter import UDPEmitter
 from aws_like_sdk.core.models.segment import Segment
@@ -149,13 +153,83 @@ def test_full_queue_makes_the_caller_send_instead_of_growing_or_dropping(udp_sin
     assert len(udp_sink.wait_for(2)) == 2
 
 
-def test_synchronous_by_default(monkeypatch, udp_sink):
+def test_inline_in_lambda(monkeypatch, udp_sink):
     monkeypatch.setenv('LAMBDA_TASK_ROOT', '/var/task')
     emitter = UDPEmitter(udp_sink.address)
     segment = Segment('sync')
     segment.close()
     emitter.send_entity(segment)
     assert emitter._thread is None and emitter.sent == 1
+
+
+@pytest.mark.parametrize('value, expected', [('false', False), ('0', False), ('off', False), ('true', True)])
+def test_environment_switches_background_sending(monkeypatch, udp_sink, value, expected):
+    monkeypatch.setenv('AWS_LIKE_SDK_BACKGROUND_SEND', value)
+    emitter = UDPEmitter(udp_sink.address)
+    segment = Segment('switch')
+    segment.close()
+    emitter.send_entity(segment)
+    assert emitter.background is expected and (emitter._thread is not None) is expected
+    assert emitter.flush() and emitter.sent == 1 and udp_sink.wait_for(1)[0]['name'] == 'switch'
+
+
+@pytest.mark.skipif(not multisend.available(), reason='sendmmsg is Linux-only')
+def test_background_is_the_default_where_batches_can_be_sent(monkeypatch):
+    monkeypatch.delenv('AWS_LIKE_SDK_BACKGROUND_SEND', raising=False)
+    monkeypatch.delenv('LAMBDA_TASK_ROOT', raising=False)
+    monkeypatch.delenv('AWS_LAMBDA_FUNCTION_NAME', raising=False)
+    assert UDPEmitter('127.0.0.1:2000').background is True
+
+
+@pytest.mark.skipif(not multisend.available(), reason='sendmmsg is Linux-only')
+def test_batch_sender_keeps_order_and_skips_only_the_refused_datagram():
+    receiver = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    receiver.bind(('127.0.0.1', 0))
+    receiver.settimeout(2)
+    sender_socket = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        sender = multisend.batch_sender_for(sender_socket, receiver.getsockname())
+        payloads = [b'datagram-%d' % i for i in range(10)]
+        payloads[4] = b'x' * 70000  # over the UDP limit: EMSGSIZE for this one only
+        sent, failures = sender.send(payloads)
+        assert sent == 9 and [index for index, _ in failures] == [4]
+        assert failures[0][1] == 90  # EMSGSIZE
+        received = [receiver.recv(70000) for _ in range(9)]
+        assert received == payloads[:4] + payloads[5:]
+    finally:
+        receiver.close()
+        sender_socket.close()
+
+
+def test_background_sender_without_sendmmsg_falls_back_to_sendto(monkeypatch, udp_sink):
+    monkeypatch.setattr(multisend, 'batch_sender_for', lambda sock, target: None)
+    emitter = UDPEmitter(udp_sink.address, background=True)
+    for i in range(30):
+        segment = Segment('fallback%d' % i)
+        segment.close()
+        emitter.send_entity(segment)
+    assert emitter.flush(timeout=5) and emitter.sent == 30
+    assert sorted(d['name'] for d in udp_sink.wait_for(30)) == sorted('fallback%d' % i for i in range(30))
+
+
+def test_many_threads_sending_in_background_lose_nothing(udp_sink):
+    emitter = UDPEmitter(udp_sink.address, background=True)
+
+    def produce(prefix):
+        for i in range(300):
+            segment = Segment('%s-%d' % (prefix, i))
+            segment.close()
+            emitter.send_entity(segment)
+
+    threads = [threading.Thread(target=produce, args=('t%d' % n,)) for n in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    assert emitter.flush(timeout=10)
+    assert emitter.sent == 1200 and emitter.dropped == 0
+    names = {d['name'] for d in udp_sink.wait_for(1200, timeout=10)}
+    assert len(names) == 1200
 
 
 def test_pending_documents_are_sent_at_interpreter_exit(udp_sink):

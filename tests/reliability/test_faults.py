@@ -236,6 +236,7 @@ def test_no_buffer_space_drops_are_counted_and_the_application_never_sees_them(u
     recorder.configure(sampling=False, context=Context(), service='tight', daemon_address=udp_sink.address)
     with recorder.in_segment('open-socket'):
         pass
+    assert recorder.emitter.flush()  # the background sender (when used) has opened the socket
     # The emitter's own, real socket with the smallest send buffer the kernel allows.
     recorder.emitter._socket.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 1)
     per_thread = scaled(300, 3000)
@@ -272,6 +273,7 @@ def test_no_buffer_space_drops_are_counted_and_the_application_never_sees_them(u
         thread.join(120)
     assert failures == []
     emitter = recorder.emitter
+    assert emitter.flush(timeout=30)
     assert emitter.sent + emitter.dropped == 1 + 4 * (per_thread + 20) + 4 * raw_per_thread
     errors = [r for r in caplog.records if r.levelno >= logging.ERROR and 'Failed to send' in r.getMessage()]
     assert len(errors) <= emitter.dropped and len(errors) <= 2

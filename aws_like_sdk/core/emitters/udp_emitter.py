@@ -11,6 +11,7 @@ from typing import Optional, Tuple
 
 from ..daemon_config import DEFAULT_ADDRESS, DaemonConfig
 from ..exceptions.exceptions import InvalidDaemonAddressException
+from . import multisend
 from .encoding import PROTOCOL_DELIMITER, PROTOCOL_HEADER, to_datagrams  # noqa: F401 - re-exported
 
 log = logging.getLogger(__name__)
@@ -20,25 +21,27 @@ DEFAULT_DAEMON_ADDRESS = DEFAULT_ADDRESS
 _emitters: 'weakref.WeakSet[UDPEmitter]' = weakref.WeakSet()
 
 
-# Upper bound on documents waiting for the sender thread. When the application outpaces the
-# sender, the calling thread sends the document itself: memory stays bounded, nothing is dropped,
+# Upper bound on datagrams (each at most 60 KiB) waiting for the sender thread. When the application outpaces the
+# sender, the calling thread sends the datagram itself: memory stays bounded, nothing is dropped,
 # and a process producing faster than it can send is slowed down rather than losing traces.
-DEFAULT_MAX_QUEUE = 256
+DEFAULT_MAX_QUEUE = 1024
 _SENDER_IDLE_WAIT = 0.5
 # Intermittent failures (EAGAIN under a burst) alternate with successes; re-arming the once-per-cause
 # error on every success would log an error (and a recovery) per dropped datagram.
 _FAILURE_LOG_REARM_SECONDS = 60.0
 _EXIT_FLUSH_SECONDS = 2.0
+BACKGROUND_ENV = 'AWS_LIKE_SDK_BACKGROUND_SEND'
 
 
 def _reset_locks_in_child() -> None:
     # A lock another thread held at fork() stays held forever in the child, and the first send there
     # takes it to open the child's own socket: replace it. The socket is left for the parent; the
     # child opens its own on first send (cheaper than comparing os.getpid() on every send). Queued
-    # documents belong to the parent, which sends them; the child starts its own sender on demand.
+    # datagrams belong to the parent, which sends them; the child starts its own sender on demand.
     for emitter in list(_emitters):
         emitter._lock = threading.Lock()
         emitter._socket = None
+        emitter._batch_sender = None
         emitter._queue.clear()
         emitter._wakeup = threading.Event()
         emitter._thread = None
@@ -50,10 +53,19 @@ _exit_hook_registered = False
 
 
 def _background_by_default() -> bool:
-    # Measured (benchmarks/core_bench.py): with the GIL, a sender thread costs more in handoffs than
-    # the sendto it takes off the request, so throughput is better sending inline. Background sending
-    # stays available for latency-sensitive applications with spare cores.
-    return False
+    """Send from a background thread unless told otherwise, in Lambda, or without ``sendmmsg``.
+
+    Waking the daemon costs the sender about as much as building the segment did; a sender thread
+    that hands whole batches to the kernel in one call (GIL released) takes that off every request.
+    Without ``sendmmsg`` a sender thread would fight the application for the GIL per datagram, and
+    Lambda may freeze the process as soon as the handler returns: there, send inline.
+    """
+    setting = os.environ.get(BACKGROUND_ENV, '').strip().lower()
+    if setting in ('0', 'false', 'no', 'off'):
+        return False
+    if os.environ.get('AWS_LAMBDA_FUNCTION_NAME') or os.environ.get('LAMBDA_TASK_ROOT'):
+        return setting in ('1', 'true', 'yes', 'on')
+    return multisend.available()
 
 
 def _flush_all_at_exit() -> None:
@@ -73,24 +85,25 @@ class UDPEmitter:
     address is resolved once. Documents over the datagram limit are split or shrunk, never lost.
     A failing send is logged once per cause and counted in ``dropped``.
 
-    Sending is inline by default. With ``background=True`` serialising and sending happen on one
-    background thread, started on the first send, so the request that ended a segment does not wait
-    for the socket. Documents then wait in a bounded queue; when it is full the caller sends the
-    document itself (backpressure, never loss). The queue is flushed at interpreter exit, and
-    :meth:`flush` waits for it on demand. Do not enable it in Lambda: the process may be frozen as soon
-    as the handler returns.
+    Entities are always serialised by the thread that ends them (so later changes to a sent entity
+    cannot race the encoder). Where Linux's ``sendmmsg`` is available the datagrams are then handed to
+    one background thread that sends whole batches per system call, so a request does not pay for
+    waking the daemon; elsewhere, in Lambda, or with ``background=False`` (or the environment variable
+    ``AWS_LIKE_SDK_BACKGROUND_SEND=false``) sending is inline. Waiting datagrams are bounded; when the
+    bound is reached the caller sends itself (backpressure, never loss). The queue is flushed at
+    interpreter exit, and :meth:`flush` waits for it on demand.
 
     Args:
         daemon_address: ``host:port`` or ``tcp:host:port udp:host:port``;
             ``AWS_XRAY_DAEMON_ADDRESS`` wins.
-        background: send from a background thread (default False; see above).
-        max_queue: documents allowed to wait for the background thread; past it the caller sends.
+        background: True/False to force background or inline sending; None (default) decides on
+            the first send as described above.
+        max_queue: datagrams allowed to wait for the background thread; past it the caller sends.
     """
 
     def __init__(self, daemon_address: str = DEFAULT_DAEMON_ADDRESS, background: Optional[bool] = None,
                  max_queue: int = DEFAULT_MAX_QUEUE) -> None:
-        if background is None:
-            background = _background_by_default()
+        # None: decided on first send, so constructing the global recorder loads nothing.
         self._background = background
         self._max_queue = max_queue
         self._queue: 'collections.deque' = collections.deque()
@@ -103,6 +116,7 @@ class UDPEmitter:
         self._socket: Optional[socket.socket] = None
         self._socket_pid = 0
         self._target: Optional[Tuple[str, int]] = None
+        self._batch_sender: Optional[multisend.BatchSender] = None
         self._failures_logged: set = set()
         self._failure_logged_at = 0.0
         self.sent = 0
@@ -116,23 +130,41 @@ class UDPEmitter:
             return
         self._ip, self._port = config.udp_ip, config.udp_port
 
+    @property
+    def background(self) -> bool:
+        """Whether datagrams leave from the background sender thread."""
+        if self._background is None:
+            self._background = _background_by_default()
+        return self._background
+
     def send_entity(self, entity) -> None:
-        """Send ``entity`` (queued for the sender thread in background mode); never raises."""
-        if not self._background:
-            self._emit(entity)
+        """Serialise ``entity`` and send (or queue) its datagrams; never raises."""
+        try:
+            payloads = to_datagrams(entity.to_dict())
+        except Exception:  # noqa: BLE001 - a bad entity must never break the application
+            log.exception('Failed to serialise entity %r; dropped.', getattr(entity, 'name', None))
+            self.dropped += 1
+            return
+        background = self._background
+        if background is None:
+            background = self.background
+        if not background:
+            for payload in payloads:
+                self._send_data(payload)
             return
         queue = self._queue
-        if len(queue) >= self._max_queue:
-            self._emit(entity)
-            return
-        queue.append(entity)
+        for payload in payloads:
+            if len(queue) >= self._max_queue:
+                self._send_data(payload)
+            else:
+                queue.append(payload)
         if self._thread is None:
             self._start_sender()
         elif self._sleeping:
             self._wakeup.set()
 
     def flush(self, timeout: float = 2.0) -> bool:
-        """Wait until every queued document has been sent (or dropped); False on timeout."""
+        """Wait until every queued datagram has been sent (or dropped); False on timeout."""
         deadline = time.monotonic() + timeout
         while self._queue or self._busy:
             if self._thread is None or not self._thread.is_alive():
@@ -157,13 +189,22 @@ class UDPEmitter:
                 atexit.register(_flush_all_at_exit)
         thread.start()
 
+    def _take_batch(self) -> list:
+        queue = self._queue
+        batch = []
+        try:
+            while len(batch) < multisend.MAX_BATCH:
+                batch.append(queue.popleft())
+        except IndexError:
+            pass
+        return batch
+
     def _sender_loop(self) -> None:
         queue = self._queue
         while True:
             self._busy = True
-            try:
-                entity = queue.popleft()
-            except IndexError:
+            batch = self._take_batch()
+            if not batch:
                 self._busy = False
                 # Announce the sleep, then look once more: a producer that appended before seeing
                 # the flag is caught by this check, one that appended after it sets the event.
@@ -174,29 +215,41 @@ class UDPEmitter:
                 self._sleeping = False
                 continue
             try:
-                self._emit(entity)
+                self._send_batch(batch)
+            except Exception:  # noqa: BLE001 - the sender thread must survive anything
+                log.exception('Background sender failed; %d datagrams dropped.', len(batch))
+                self.dropped += len(batch)
             finally:
                 self._busy = False
 
-    def _drain(self) -> None:
-        queue = self._queue
-        while True:
-            try:
-                entity = queue.popleft()
-            except IndexError:
-                return
-            self._emit(entity)
-
-    def _emit(self, entity) -> None:
-        """Serialise ``entity`` and send it; errors are logged and the document dropped."""
+    def _send_batch(self, batch: list) -> None:
         try:
-            payloads = to_datagrams(entity.to_dict())
-        except Exception:  # noqa: BLE001 - a bad entity must never break the application
-            log.exception('Failed to serialise entity %r; dropped.', getattr(entity, 'name', None))
-            self.dropped += 1
+            sock, target = self._socket_and_target()
+        except Exception as exc:  # noqa: BLE001 - e.g. the address no longer resolves
+            for _ in batch:
+                self._count_failure(exc)
             return
-        for payload in payloads:
-            self._send_data(payload)
+        sender = self._batch_sender
+        if sender is None or sender.target != target or sender.sock is not sock:
+            sender = self._batch_sender = multisend.batch_sender_for(sock, target)
+        if sender is None:
+            for payload in batch:
+                self._send_data(payload)
+            return
+        sent, failures = sender.send(batch)
+        self.sent += sent
+        for _index, error in failures:
+            self._count_failure(OSError(error, os.strerror(error)))
+        if sent and self._failures_logged:
+            self._note_recovery()
+
+    def _drain(self) -> None:
+        while True:
+            batch = self._take_batch()
+            if not batch:
+                return
+            for payload in batch:
+                self._send_data(payload)
 
     def set_daemon_address(self, address: Optional[str]) -> None:
         """Point the emitter at ``address`` (the environment variable still wins).
@@ -227,7 +280,11 @@ class UDPEmitter:
             self._count_failure(exc)
             return
         self.sent += 1
-        if self._failures_logged and time.monotonic() - self._failure_logged_at >= _FAILURE_LOG_REARM_SECONDS:
+        if self._failures_logged:
+            self._note_recovery()
+
+    def _note_recovery(self) -> None:
+        if time.monotonic() - self._failure_logged_at >= _FAILURE_LOG_REARM_SECONDS:
             self._failures_logged.clear()
             log.info('Sending to the daemon at %s:%s works again.', self._ip, self._port)
 
@@ -262,3 +319,4 @@ class UDPEmitter:
             if self._socket is not None:
                 self._socket.close()
             self._socket = None
+            self._batch_sender = None
