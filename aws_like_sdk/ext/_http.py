@@ -8,6 +8,7 @@ URL annotations, route grouping, status flags, content length, exceptions and th
 It never raises into the application: a failure inside it is logged once and the request proceeds.
 """
 import logging
+import re
 import traceback
 from dataclasses import dataclass
 from typing import Any, Dict, Optional
@@ -21,6 +22,24 @@ from .util import calculate_sampling_decision, calculate_segment_name, prepare_r
 log = logging.getLogger(__name__)
 
 ROUTE_ANNOTATION = 'http_route'
+
+# The header as X-Ray SDKs, load balancers and API Gateway write it: lower-case ids in this order and
+# nothing else. It is parsed with one match; anything else takes the tolerant parser.
+_CANONICAL_TRACE_HEADER = re.compile(
+    r'Root=(1-[0-9a-f]{8}-[0-9a-f]{24})(?:;Parent=([0-9a-f]{16}))?(?:;Sampled=([01?]))?\Z')
+
+
+def parse_trace_header(value: Any) -> TraceHeader:
+    """Parse a raw ``X-Amzn-Trace-Id`` value exactly as ``TraceHeader.from_header_str`` does, faster
+    for the canonical form."""
+    if not value:
+        return TraceHeader()
+    if value.__class__ is str:
+        match = _CANONICAL_TRACE_HEADER.match(value)
+        if match is not None:
+            root, parent, sampled = match.groups()
+            return TraceHeader(root, parent, sampled)
+    return TraceHeader.from_header_str(value)
 
 
 @dataclass
@@ -111,7 +130,8 @@ class RequestTrace:
         """Record the matched route template so traces group by route as well as by URL."""
         entity = self.entity
         if route and entity is not None and entity.sampled and entity.in_progress:
-            entity.put_annotation(ROUTE_ANNOTATION, str(route))
+            # What put_annotation would store: the key is valid and the value a str.
+            entity.annotations[ROUTE_ANNOTATION] = route if route.__class__ is str else str(route)
 
     def finish(self, status: Optional[int] = None, content_length: Any = None,
                exception: Optional[BaseException] = None, stack: Any = None, route: Optional[str] = None) -> None:
@@ -130,11 +150,12 @@ class RequestTrace:
         entity = self.entity
         if entity is None:
             return
-        try:
-            if entity.in_progress:
+        # An unsampled (dummy) entity records nothing: skip straight to ending it.
+        if entity.sampled and entity.in_progress:
+            try:
                 self._record_outcome(entity, status, content_length, exception, stack, route)
-        except Exception:  # noqa: BLE001
-            log_once('_http.finish', 'Recording the response on the request segment failed.')
+            except Exception:  # noqa: BLE001
+                log_once('_http.finish', 'Recording the response on the request segment failed.')
         try:
             if self.is_subsegment:
                 self.recorder.end_subsegment_by_handle(entity)
@@ -151,20 +172,38 @@ class RequestTrace:
             entity.add_exception(exception, stack)
             if status is None:
                 status = 500
-        if status is not None:
-            entity.put_http_meta(http.STATUS, status)
-            if self.annotate_urls:
-                entity.put_annotation(http.STATUS, status)
-        if content_length not in (None, ''):
+        length = None
+        if content_length is not None and content_length != '':
             try:
                 length = int(content_length)
             except (TypeError, ValueError):
                 length = None
+        if self.annotate_urls or (status is not None and status.__class__ is not int):
+            # Unusual values and URL annotations go through the validating entity API.
+            if status is not None:
+                entity.put_http_meta(http.STATUS, status)
+                if self.annotate_urls:
+                    entity.put_annotation(http.STATUS, status)
             if length is not None:
                 entity.put_http_meta(http.CONTENT_LENGTH, length)
                 if self.annotate_urls:
                     entity.put_annotation(http.CONTENT_LENGTH, length)
-        self.set_route(route)
+        elif status is not None or length is not None:
+            # An int status and an int length: write what put_http_meta and apply_status_code would.
+            response = entity.http.setdefault('response', {})
+            if status is not None:
+                if status >= 500:
+                    entity.fault = True
+                elif status == 429:
+                    entity.throttle = True
+                    entity.error = True
+                elif status >= 400:
+                    entity.error = True
+                response[http.STATUS] = status
+            if length is not None:
+                response[http.CONTENT_LENGTH] = length
+        if route:
+            self.set_route(route)
 
 
 def _host_without_port(host: Optional[str]) -> Optional[str]:
@@ -181,38 +220,51 @@ def begin_request(recorder: Any, request: IncomingRequest, urls_as_annotation: b
     Returns a handle whose :meth:`RequestTrace.finish` ends that segment. On any internal failure
     (including a missing service name) the handle is inert: finishing it does nothing.
     """
-    trace_header = TraceHeader()
+    trace_header = None
     try:
-        trace_header = TraceHeader.from_header_str(request.trace_header)
+        trace_header = parse_trace_header(request.trace_header)
         host = request.host or None
-        name = request.name or calculate_segment_name(_host_without_port(host), recorder)
+        name = request.name
+        if not name:
+            dynamic_naming = recorder.dynamic_naming
+            name = dynamic_naming.get_name(_host_without_port(host)) if dynamic_naming else recorder.service
         in_lambda = isinstance(recorder.context, LambdaContext)
         if in_lambda:
             entity = recorder.begin_subsegment(name or 'request')
         else:
-            sampling_req = {'host': host, 'method': request.method, 'path': request.path, 'service': name}
-            decision = calculate_sampling_decision(trace_header, recorder, sampling_req)
+            decision = trace_header.sampled
+            if decision is None or decision == '?':
+                # The sampling request is built only when a rule has to decide.
+                decision = 1 if not recorder.sampling else calculate_sampling_decision(
+                    trace_header, recorder,
+                    {'host': host, 'method': request.method, 'path': request.path, 'service': name})
             entity = recorder.begin_segment(name=name, traceid=trace_header.root, parent_id=trace_header.parent,
                                             sampling=decision)
         if entity is None:
             return RequestTrace(recorder, None, trace_header, in_lambda, False)
         if not in_lambda:
             entity.save_origin_trace_header(trace_header)
+        handle = RequestTrace(recorder, entity, trace_header, in_lambda, urls_as_annotation)
         if entity.sampled:
             _record_request(entity, request, urls_as_annotation)
-        handle = RequestTrace(recorder, entity, trace_header, in_lambda, urls_as_annotation)
-        handle.set_route(request.route)
+            if request.route:
+                handle.set_route(request.route)
         return handle
     except Exception:  # noqa: BLE001 - tracing must never break the request
         log_once('_http.begin', 'Could not begin the request segment; the request proceeds untraced.')
-        return RequestTrace(recorder, None, trace_header, False, False)
+        return RequestTrace(recorder, None, trace_header or TraceHeader(), False, False)
 
 
 def _record_request(entity: Any, request: IncomingRequest, urls_as_annotation: bool) -> None:
-    fields: Dict[str, Any] = {http.URL: strip_url(request.url), http.METHOD: request.method}
+    url = request.url
+    if url and ('?' in url or '#' in url):
+        url = strip_url(url)
+    fields: Dict[str, Any] = {http.URL: url, http.METHOD: request.method}
     if request.user_agent:
         fields[http.USER_AGENT] = request.user_agent
-    forwarded = (request.x_forwarded_for or '').split(',')[0].strip()
+    forwarded = request.x_forwarded_for
+    if forwarded:
+        forwarded = forwarded.split(',', 1)[0].strip()
     if forwarded:
         fields[http.CLIENT_IP] = forwarded
         fields[http.X_FORWARDED_FOR] = True

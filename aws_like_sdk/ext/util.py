@@ -60,9 +60,13 @@ def calculate_segment_name(host_name: Optional[str], recorder: Any) -> Optional[
 
 def prepare_response_header(origin_header: Optional[TraceHeader], segment: Any) -> str:
     """The response ``X-Amzn-Trace-Id``: the root, plus our decision when the caller sent ``Sampled=?``."""
+    root = segment.trace_id
+    if not root:
+        return ''
+    # What TraceHeader(root=..., sampled=...).to_header_str() writes, without building one per request.
     if origin_header is not None and origin_header.sampled == '?':
-        return TraceHeader(root=segment.trace_id, sampled=1 if segment.sampled else 0).to_header_str()
-    return TraceHeader(root=segment.trace_id).to_header_str()
+        return 'Root=%s;Sampled=%d' % (root, 1 if segment.sampled else 0)
+    return 'Root=' + root
 
 
 def to_snake_case(name: str) -> str:

@@ -4,6 +4,7 @@ Ending on ``close()`` rather than when the application returns times streamed bo
 the segment covers producing and sending every chunk.
 """
 import logging
+import re
 from typing import Any, Callable, Iterable, Iterator, List, Optional, Tuple
 from urllib.parse import quote
 
@@ -22,6 +23,8 @@ ENVIRON_KEY = 'aws_like_sdk.request_trace'
 _XRAY_HEADER_LOWER = http.XRAY_HEADER.lower()
 # Characters left unquoted when rebuilding the request URL from the decoded PATH_INFO (as wsgiref does).
 _PATH_SAFE = "/;=,~!$&'()*+@:%"
+# Paths made only of characters quote() leaves alone (the usual case) are used as they are.
+_NOTHING_TO_QUOTE = re.compile(r"[A-Za-z0-9_.\-~/;=,!$&'()*+@:%]*\Z")
 
 
 def set_route(environ: dict, route: str) -> None:
@@ -39,7 +42,7 @@ def set_route(environ: dict, route: str) -> None:
             log_once('wsgi.set_route', 'Could not record the route on the request segment.')
 
 
-def _request_url(environ: dict) -> str:
+def _request_url(environ: dict, raw_path: str) -> str:
     scheme = environ.get('wsgi.url_scheme') or 'http'
     host = environ.get('HTTP_HOST')
     if not host:
@@ -47,12 +50,14 @@ def _request_url(environ: dict) -> str:
         port = str(environ.get('SERVER_PORT') or '')
         if port and (scheme, port) not in (('http', '80'), ('https', '443')):
             host = '%s:%s' % (host, port)
-    raw_path = environ.get('SCRIPT_NAME', '') + environ.get('PATH_INFO', '')
-    try:
-        # PEP 3333 hands the path over as latin-1-decoded bytes; quote those original bytes.
-        path = quote(raw_path.encode('latin-1'), safe=_PATH_SAFE)
-    except UnicodeEncodeError:
-        path = quote(raw_path, safe=_PATH_SAFE)
+    if _NOTHING_TO_QUOTE.match(raw_path):
+        path = raw_path
+    else:
+        try:
+            # PEP 3333 hands the path over as latin-1-decoded bytes; quote those original bytes.
+            path = quote(raw_path.encode('latin-1'), safe=_PATH_SAFE)
+        except UnicodeEncodeError:
+            path = quote(raw_path, safe=_PATH_SAFE)
     return '%s://%s%s' % (scheme, host, path or '/')
 
 
@@ -66,16 +71,19 @@ def incoming_request(environ: dict, name: Optional[str] = None) -> IncomingReque
     Returns:
         The framework-neutral request (URL without query string, Host, client address, headers).
     """
+    get = environ.get
+    raw_path = get('SCRIPT_NAME', '') + get('PATH_INFO', '')
     return IncomingRequest(
-        method=environ.get('REQUEST_METHOD') or 'GET',
-        url=_request_url(environ),
-        host=environ.get('HTTP_HOST'),
-        path=(environ.get('SCRIPT_NAME', '') + environ.get('PATH_INFO', '')) or '/',
-        trace_header=environ.get('HTTP_X_AMZN_TRACE_ID'),
-        user_agent=environ.get('HTTP_USER_AGENT'),
-        client_ip=environ.get('REMOTE_ADDR'),
-        x_forwarded_for=environ.get('HTTP_X_FORWARDED_FOR'),
-        name=name,
+        get('REQUEST_METHOD') or 'GET',
+        _request_url(environ, raw_path),
+        get('HTTP_HOST'),
+        raw_path or '/',
+        get('HTTP_X_AMZN_TRACE_ID'),
+        get('HTTP_USER_AGENT'),
+        get('REMOTE_ADDR'),
+        get('HTTP_X_FORWARDED_FOR'),
+        None,
+        name,
     )
 
 

@@ -1,0 +1,84 @@
+"""The shared request-to-segment helper (ext/_http.py): its shortcuts record what the entity API would."""
+import pytest
+
+from aws_like_sdk.core.models.trace_header import TraceHeader
+from aws_like_sdk.ext._http import IncomingRequest, begin_request, parse_trace_header
+from aws_like_sdk.ext.util import prepare_response_header
+
+TRACE_ID = '1-5759e988-bd862e3fe1be46a994272793'
+
+
+@pytest.mark.parametrize('value', [
+    None, '',
+    'Root=%s' % TRACE_ID,
+    'Root=%s;Parent=53995c3f42cd8ad8' % TRACE_ID,
+    'Root=%s;Parent=53995c3f42cd8ad8;Sampled=1' % TRACE_ID,
+    'Root=%s;Parent=53995c3f42cd8ad8;Sampled=0' % TRACE_ID,
+    'Root=%s;Sampled=?' % TRACE_ID,
+    'Root=%s;Parent=53995C3F42CD8AD8;Sampled=1' % TRACE_ID.upper(),
+    'Root=%s;Parent=53995c3f42cd8ad8;Sampled=1;Lineage=a87bd80c:1' % TRACE_ID,
+    'Sampled=1;Root=%s' % TRACE_ID,
+    ' Root=%s ; Parent=53995c3f42cd8ad8 ' % TRACE_ID,
+    'Root=%s;Parent=53995c3f42cd8ad8;Sampled=2' % TRACE_ID,
+    'Root=1-xyz;Parent=53995c3f42cd8ad8',
+    ';;=garbage;Root',
+    b'Root=1-5759e988-bd862e3fe1be46a994272793;Sampled=1',
+])
+def test_trace_header_parse_matches_the_tolerant_parser(value):
+    fast, full = parse_trace_header(value), TraceHeader.from_header_str(value)
+    assert (fast.root, fast.parent, fast.sampled, fast.data) == (full.root, full.parent, full.sampled, full.data)
+
+
+@pytest.mark.parametrize('sampled,expected', [(None, 'Root=%s' % TRACE_ID), ('?', 'Root=%s;Sampled=1' % TRACE_ID)])
+def test_response_header_matches_the_header_serialiser(recorder, sampled, expected):
+    segment = recorder.begin_segment('svc', traceid=TRACE_ID)
+    origin = TraceHeader(root=TRACE_ID, sampled=sampled)
+    assert prepare_response_header(origin, segment) == expected
+    assert expected == TraceHeader(root=TRACE_ID, sampled=1 if sampled else None).to_header_str()
+    recorder.end_segment()
+
+
+def _request(**fields):
+    base = dict(method='GET', url='http://h/p?q=1#frag', host='h', path='/p', user_agent='ua',
+                client_ip='10.0.0.1', route='/p/<id>')
+    base.update(fields)
+    return IncomingRequest(**base)
+
+
+@pytest.mark.parametrize('status,flags', [
+    (200, set()), (404, {'error'}), (429, {'error', 'throttle'}), (503, {'fault'}),
+])
+def test_outcome_fields_and_flags(recorder, udp_sink, status, flags):
+    handle = begin_request(recorder, _request())
+    handle.finish(status=status, content_length='12')
+    (doc,) = udp_sink.wait_for(1)
+    assert doc['http'] == {'request': {'url': 'http://h/p', 'method': 'GET', 'user_agent': 'ua',
+                                       'client_ip': '10.0.0.1'},
+                           'response': {'status': status, 'content_length': 12}}
+    assert doc['annotations'] == {'http_route': '/p/<id>'}
+    assert {flag for flag in ('error', 'throttle', 'fault') if doc.get(flag)} == flags
+
+
+def test_odd_status_and_length_go_through_the_validating_api(recorder, udp_sink):
+    handle = begin_request(recorder, _request(route=None))
+    handle.finish(status='201', content_length='not a number')
+    (doc,) = udp_sink.wait_for(1)
+    assert doc['http']['response'] == {'status': 201}
+    assert 'annotations' not in doc
+
+
+def test_url_annotations_are_written_for_request_and_response(recorder, udp_sink):
+    handle = begin_request(recorder, _request(x_forwarded_for='203.0.113.9, 10.0.0.2'), urls_as_annotation=True)
+    handle.finish(status=200, content_length=3)
+    (doc,) = udp_sink.wait_for(1)
+    assert doc['annotations'] == {'url': 'http://h/p', 'method': 'GET', 'user_agent': 'ua',
+                                  'client_ip': '203.0.113.9', 'x_forwarded_for': True,
+                                  'http_route': '/p/<id>', 'status': 200, 'content_length': 3}
+
+
+def test_unsampled_request_records_nothing_and_ends(recorder, udp_sink):
+    handle = begin_request(recorder, _request(trace_header='Root=%s;Sampled=0' % TRACE_ID))
+    assert handle.entity is not None and not handle.entity.sampled
+    handle.finish(status=500, exception=RuntimeError('x'))
+    assert handle.entity.in_progress is False
+    assert udp_sink.settle(quiet=0.1) == []
