@@ -146,6 +146,74 @@ def test_exception_reaching_teardown_is_a_fault_with_stack(client, udp_sink):
     assert any(frame['label'] == 'boom' for frame in exc['stack'])
 
 
+def test_flask_error_response_carries_the_trace_header(client, udp_sink):
+    resp = client.get('/boom', headers={'X-Amzn-Trace-Id': 'Root=%s;Sampled=?' % TRACE_ID})
+    assert resp.status_code == 500
+    assert resp.headers['X-Amzn-Trace-Id'] == 'Root=%s;Sampled=1' % TRACE_ID
+    assert one_segment(udp_sink)['trace_id'] == TRACE_ID
+
+
+def test_teardown_functions_run_inside_the_segment(recorder, udp_sink):
+    app = Flask('teardown')
+
+    @app.route('/x')
+    def x():
+        return 'x'
+
+    XRayMiddleware(app, recorder)
+
+    @app.teardown_request
+    def cleanup(exception):
+        with recorder.in_subsegment('cleanup'):
+            pass
+
+    assert app.test_client().get('/x').data == b'x'
+    doc = one_segment(udp_sink)
+    assert [s['name'] for s in doc['subsegments']] == ['cleanup']
+
+
+def test_failing_teardown_function_still_ends_the_segment(recorder, udp_sink):
+    app = Flask('bad_teardown')
+
+    @app.route('/x')
+    def x():
+        return 'x'
+
+    XRayMiddleware(app, recorder)
+
+    @app.teardown_request
+    def cleanup(exception):
+        raise RuntimeError('teardown failed')
+
+    with pytest.raises(RuntimeError):
+        app.test_client().get('/x')
+    assert one_segment(udp_sink)['http']['response']['status'] == 200
+
+
+def test_ignored_error_is_not_recorded(recorder, udp_sink):
+    class Quiet(Flask):
+        def should_ignore_error(self, error):
+            return isinstance(error, Boom)
+
+    app = Quiet('quiet')
+    app.config['PROPAGATE_EXCEPTIONS'] = False
+
+    @app.route('/boom')
+    def boom():
+        raise Boom('ignored')
+
+    XRayMiddleware(app, recorder)
+    assert app.test_client().get('/boom').status_code == 500
+    doc = one_segment(udp_sink)
+    assert doc['http']['response']['status'] == 500 and 'cause' not in doc
+
+
+def test_request_context_outside_dispatch_records_nothing(app, udp_sink):
+    with app.test_request_context('/ok'):
+        pass
+    assert udp_sink.settle(quiet=0.1) == []
+
+
 def test_propagated_exception_is_reraised_unchanged(app, udp_sink):
     app.config['PROPAGATE_EXCEPTIONS'] = True
     with pytest.raises(Boom, match='kaboom'):
