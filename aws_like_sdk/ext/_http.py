@@ -9,6 +9,7 @@ It never raises into the application: a failure inside it is logged once and the
 """
 import logging
 import re
+import sys
 import traceback
 from dataclasses import dataclass
 from typing import Any, Dict, Optional
@@ -42,7 +43,8 @@ def parse_trace_header(value: Any) -> TraceHeader:
     return TraceHeader.from_header_str(value)
 
 
-@dataclass
+# One request object per request: without a __dict__ it is one allocation, not two (Python 3.10+).
+@dataclass(**({'slots': True} if sys.version_info >= (3, 10) else {}))
 class IncomingRequest:
     """A framework-neutral view of an incoming HTTP request.
 

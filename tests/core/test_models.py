@@ -253,3 +253,58 @@ def test_dynamic_naming():
     assert naming.get_name('api.EXAMPLE.com') == 'api.EXAMPLE.com'
     assert naming.get_name('other.org') == 'fallback'
     assert naming.get_name(None) == 'fallback'
+
+
+def test_fields_with_shared_defaults_and_lazy_blocks_behave_as_plain_attributes():
+    segment = Segment('svc')
+    first = Subsegment('a', 'local', segment)
+    second = Subsegment('b', 'local', segment)
+    assert (first.parent_id, first.end_time, first.error, first.in_progress, first.sampled) == (None, None, False, True, True)
+    assert first.type == 'subsegment' and first.sql == {} and first.subsegments == []
+    first.error = True
+    first.sql['url'] = 'sqlite://x'
+    first.http['request'] = {'method': 'GET'}
+    first.subsegments.append(second)
+    assert second.error is False and second.sql == {} and second.subsegments == [] and second.http == {}
+    doc = first.to_dict()
+    assert doc['error'] is True and doc['sql'] == {'url': 'sqlite://x'}
+    assert doc['http'] == {'request': {'method': 'GET'}} and [s['name'] for s in doc['subsegments']] == ['b']
+    assert set(second.to_dict()) == {'id', 'name', 'start_time', 'in_progress', 'trace_id', 'type', 'namespace'}
+    segment.subsegments = [first]
+    segment.aws = {'xray': {'sdk': 'x'}}
+    assert [s['name'] for s in segment.to_dict()['subsegments']] == ['a']
+    assert segment.to_dict()['aws'] == {'xray': {'sdk': 'x'}}
+
+
+def test_counters_never_go_below_zero():
+    segment = Segment('svc')
+    stray = Subsegment('never-added', 'local', segment)
+    stray.close()
+    assert segment.ref_counter.get_current() == 0
+    counted = Subsegment('counted', 'local', segment)
+    segment.add_subsegment(counted)
+    assert segment.ref_counter.get_current() == 1 and not segment.ready_to_send()
+    assert segment.ref_counter.increment(2) == 3 and segment.ref_counter.decrement(5) == 0
+    segment.decrement_ref_counter()
+    assert segment.ref_counter.get_current() == 0
+    assert segment._subsegments_counter.get_current() == 1 and segment.ref_counter.reset() == 0
+
+
+def test_ids_are_unique_and_redrawn_in_a_forked_child():
+    ids = {Subsegment('x', 'local', Segment('svc')).id for _ in range(3000)}
+    assert len(ids) == 3000 and all(ID_RE.match(i) for i in ids)
+    if not hasattr(os, 'fork'):
+        return
+    from aws_like_sdk.core.utils import ids as id_pool
+    id_pool.entity_id()  # the pool is filled in the parent
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # child: report its next ids and leave at once
+        os.close(read_end)
+        os.write(write_end, (id_pool.entity_id() + id_pool.trace_random()).encode())
+        os._exit(0)
+    os.close(write_end)
+    child = os.read(read_end, 100).decode()
+    os.close(read_end)
+    os.waitpid(pid, 0)
+    assert len(child) == 40 and child != id_pool.entity_id() + id_pool.trace_random()

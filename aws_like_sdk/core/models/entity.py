@@ -3,11 +3,11 @@ import logging
 import math
 import os
 import time
-from random import getrandbits as _getrandbits
 from typing import Any, Dict, Optional
 
 from ..exceptions.exceptions import AlreadyEndedException
 from ..utils.conversion import metadata_to_dict
+from ..utils.ids import entity_id as _entity_id
 from . import http
 from .throwable import Throwable
 
@@ -46,78 +46,106 @@ def sanitize_name(name: Any) -> str:
 class Entity:
     """Base class of Segment and Subsegment. Mutators raise AlreadyEndedException once closed."""
 
+    # Defaults shared by every entity until one sets its own value: most entities never change most
+    # of these, and each attribute not written in __init__ is time saved on every captured call.
+    parent_id: Optional[str] = None
+    sampled = True
+    in_progress = True
+    end_time: Optional[float] = None
+    error = False
+    fault = False
+    throttle = False
+    _origin_trace_header = None
+    # http, annotations, metadata, aws and cause are created on first use (see the properties
+    # below); ``_has_blocks`` says whether any of them was ever touched, so to_dict skips all five
+    # checks for the usual entity that carries none.
+    _http: Optional[Dict[str, Dict[str, Any]]] = None
+    _annotations: Optional[Dict[str, Any]] = None
+    _metadata: Optional[Dict[str, Dict[str, Any]]] = None
+    _aws: Optional[Dict[str, Any]] = None
+    _cause: Any = None
+    _has_blocks = False
+    # Child list, created with the first child (most subsegments are leaves).
+    _subs: Optional[list] = None
+
     def __init__(self, name: str, entity_id: Optional[str] = None) -> None:
-        # Entity ids need uniqueness, not secrecy; random's generator is reseeded in forked children.
-        self.id = entity_id or '%016x' % _getrandbits(64)
+        self.id = entity_id or _entity_id()
         self.name = sanitize_name(name)
         self.start_time = time.time()
-        self.parent_id: Optional[str] = None
-        self.sampled = True
-        self.in_progress = True
-        self.end_time: Optional[float] = None
-        # http, annotations, metadata, aws and cause are created on first use (see the properties
-        # below): most subsegments never carry them, and every entity saves five allocations.
-        self._http: Optional[Dict[str, Dict[str, Any]]] = None
-        self._annotations: Optional[Dict[str, Any]] = None
-        self._metadata: Optional[Dict[str, Dict[str, Any]]] = None
-        self._aws: Optional[Dict[str, Any]] = None
-        self._cause: Any = None
-        self.subsegments: list = []
-        self.error = False
-        self.fault = False
-        self.throttle = False
-        self._origin_trace_header = None
+        self._subs = []
+
+    @property
+    def subsegments(self) -> list:
+        """Child subsegments (a plain list, as upstream)."""
+        subs = self._subs
+        if subs is None:
+            subs = self._subs = []
+        return subs
+
+    @subsegments.setter
+    def subsegments(self, value: list) -> None:
+        self._subs = value
 
     # -- lazily created blocks (plain dicts to callers, as upstream) -----------------------------
     @property
     def http(self) -> Dict[str, Dict[str, Any]]:
         if self._http is None:
             self._http = {}
+            self._has_blocks = True
         return self._http
 
     @http.setter
     def http(self, value: Dict[str, Dict[str, Any]]) -> None:
         self._http = value
+        self._has_blocks = True
 
     @property
     def annotations(self) -> Dict[str, Any]:
         if self._annotations is None:
             self._annotations = {}
+            self._has_blocks = True
         return self._annotations
 
     @annotations.setter
     def annotations(self, value: Dict[str, Any]) -> None:
         self._annotations = value
+        self._has_blocks = True
 
     @property
     def metadata(self) -> Dict[str, Dict[str, Any]]:
         if self._metadata is None:
             self._metadata = {}
+            self._has_blocks = True
         return self._metadata
 
     @metadata.setter
     def metadata(self, value: Dict[str, Dict[str, Any]]) -> None:
         self._metadata = value
+        self._has_blocks = True
 
     @property
     def aws(self) -> Dict[str, Any]:
         if self._aws is None:
             self._aws = {}
+            self._has_blocks = True
         return self._aws
 
     @aws.setter
     def aws(self, value: Dict[str, Any]) -> None:
         self._aws = value
+        self._has_blocks = True
 
     @property
     def cause(self) -> Any:
         if self._cause is None:
             self._cause = {}
+            self._has_blocks = True
         return self._cause
 
     @cause.setter
     def cause(self, value: Any) -> None:
         self._cause = value
+        self._has_blocks = True
 
     # -- lifecycle -------------------------------------------------------------------------------
     def close(self, end_time: Optional[float] = None) -> None:
@@ -133,12 +161,16 @@ class Entity:
         if not self.sampled and subsegment.sampled:
             log.warning('A sampled subsegment %r was added to an unsampled parent %r; it will be orphaned.',
                         subsegment.name, self.name)
-        self.subsegments.append(subsegment)
+        subs = self._subs
+        if subs is None:
+            self._subs = [subsegment]
+        else:
+            subs.append(subsegment)
 
     def remove_subsegment(self, subsegment) -> None:
         """Detach ``subsegment`` (used when it is streamed out on its own)."""
         try:
-            self.subsegments.remove(subsegment)
+            (self._subs or []).remove(subsegment)
         except ValueError:
             log.debug('Subsegment %r is not a child of %r.', subsegment.name, self.name)
 
@@ -262,10 +294,19 @@ class Entity:
         doc['in_progress'] = self.in_progress
         if self.end_time is not None:
             doc['end_time'] = self.end_time
-        self._add_common_fields(doc)
+        if self._has_blocks:
+            self._add_blocks(doc)
+        if self._subs:
+            doc['subsegments'] = [sub.to_dict() for sub in self._subs]
+        if self.error:
+            doc['error'] = True
+        if self.fault:
+            doc['fault'] = True
+        if self.throttle:
+            doc['throttle'] = True
         return doc
 
-    def _add_common_fields(self, doc: Dict[str, Any]) -> None:
+    def _add_blocks(self, doc: Dict[str, Any]) -> None:
         if self._http:
             doc['http'] = self._http
         if self._annotations:
@@ -281,14 +322,6 @@ class Entity:
                 cause['exceptions'] = [t.to_dict() if isinstance(t, Throwable) else t
                                        for t in cause.get('exceptions', ())]
             doc['cause'] = cause
-        if self.subsegments:
-            doc['subsegments'] = [sub.to_dict() for sub in self.subsegments]
-        if self.error:
-            doc['error'] = True
-        if self.fault:
-            doc['fault'] = True
-        if self.throttle:
-            doc['throttle'] = True
 
     def _check_ended(self) -> None:
         if not self.in_progress:

@@ -1,11 +1,12 @@
 """Segment: the root entity of one service's part of a trace."""
 import threading
+import time
 import traceback
 from typing import Any, Dict, Optional
 
 from ..exceptions.exceptions import SegmentNameMissingException
-from .entity import Entity
-from .traceid import new_trace_id
+from ..utils.ids import entity_id as _entity_id, trace_random as _trace_random
+from .entity import Entity, _clean_names, sanitize_name
 
 
 class SegmentContextManager:
@@ -34,31 +35,47 @@ class SegmentContextManager:
 class Segment(Entity):
     """A segment. Counts open subsegments so it is emitted only once the whole tree is closed."""
 
+    user: Optional[str] = None
+    service: Optional[Dict[str, Any]] = None
+    origin: Optional[str] = None
+    _emitted = False
+
     def __init__(self, name: str, entityid: Optional[str] = None, traceid: Optional[str] = None,
                  parent_id: Optional[str] = None, sampled: bool = True) -> None:
         if not name:
             raise SegmentNameMissingException('Segment name is required.')
-        super().__init__(name, entityid)
-        self.trace_id = traceid or new_trace_id()
-        self.parent_id = parent_id
-        self.sampled = sampled
-        self.user: Optional[str] = None
-        self.service: Optional[Dict[str, Any]] = None
-        self.origin: Optional[str] = None
-        # Open and total subsegment counts share one lock: they are touched on every subsegment.
+        self.id = entityid or _entity_id()
+        self.name = _clean_names.get(name) or sanitize_name(name)
+        self.start_time = now = time.time()
+        # One clock read serves both the start time and the epoch part of a new trace id.
+        self.trace_id = traceid or '1-%08x-%s' % (int(now), _trace_random())
+        if parent_id is not None:
+            self.parent_id = parent_id
+        if sampled is not True:
+            self.sampled = sampled
+        self._subs = []
+        # Counters kept as lists: append and pop are atomic, so the per-subsegment bookkeeping needs
+        # no lock. One item per subsegment open (``_open``) or attached (``_attached``) in the tree.
+        self._open: list = []
+        self._attached: list = []
         self._counter_lock = threading.Lock()
-        self._open_count = 0
-        self._total_count = 0
-        self._emitted = False
+
+    @property
+    def _open_count(self) -> int:
+        return len(self._open)
+
+    @property
+    def _total_count(self) -> int:
+        return len(self._attached)
 
     @property
     def ref_counter(self) -> '_CounterView':
         """Open subsegments in this segment's tree (an AtomicCounter-like view)."""
-        return _CounterView(self, '_open_count')
+        return _CounterView(self._open)
 
     @property
     def _subsegments_counter(self) -> '_CounterView':
-        return _CounterView(self, '_total_count')
+        return _CounterView(self._attached)
 
     def add_subsegment(self, subsegment) -> None:
         if self.sampled or not subsegment.sampled:
@@ -66,34 +83,37 @@ class Segment(Entity):
             if not self.in_progress:
                 self._check_ended()
             subsegment.parent_id = self.id
-            self.subsegments.append(subsegment)
+            self._subs.append(subsegment)
         else:
             super().add_subsegment(subsegment)
-        with self._counter_lock:
-            self._open_count += 1
-            self._total_count += 1
+        self._open.append(None)
+        self._attached.append(None)
 
     def increment(self) -> None:
         """Count one more open subsegment anywhere in this segment's tree."""
-        with self._counter_lock:
-            self._open_count += 1
-            self._total_count += 1
+        self._open.append(None)
+        self._attached.append(None)
 
     def decrement_ref_counter(self) -> None:
-        with self._counter_lock:
-            self._open_count -= 1
+        """Count one open subsegment less (never below zero)."""
+        try:
+            self._open.pop()
+        except IndexError:
+            pass
 
     def ready_to_send(self) -> bool:
         """True once the segment is closed and no subsegment in its tree is open."""
-        return not self.in_progress and self._open_count <= 0
+        return not self.in_progress and not self._open
 
     def get_total_subsegments_size(self) -> int:
-        return self._total_count
+        return len(self._attached)
 
     def decrement_subsegments_size(self) -> int:
-        with self._counter_lock:
-            self._total_count -= 1
-            return self._total_count
+        try:
+            self._attached.pop()
+        except IndexError:
+            pass
+        return len(self._attached)
 
     def remove_subsegment(self, subsegment) -> None:
         super().remove_subsegment(subsegment)
@@ -133,27 +153,34 @@ class Segment(Entity):
 
 
 class _CounterView:
-    """AtomicCounter-compatible access to one of a segment's counters (kept for upstream callers)."""
+    """AtomicCounter-compatible access to one of a segment's counters (kept for upstream callers).
 
-    __slots__ = ('_segment', '_field')
+    Counts never go below zero.
+    """
 
-    def __init__(self, segment: Segment, field: str) -> None:
-        self._segment = segment
-        self._field = field
+    __slots__ = ('_items',)
+
+    def __init__(self, items: list) -> None:
+        self._items = items
 
     def increment(self, num: int = 1) -> int:
-        with self._segment._counter_lock:
-            value = getattr(self._segment, self._field) + num
-            setattr(self._segment, self._field, value)
-            return value
+        items = self._items
+        if num >= 0:
+            items.extend([None] * num)
+        else:
+            for _ in range(-num):
+                try:
+                    items.pop()
+                except IndexError:
+                    break
+        return len(items)
 
     def decrement(self, num: int = 1) -> int:
         return self.increment(-num)
 
     def get_current(self) -> int:
-        return getattr(self._segment, self._field)
+        return len(self._items)
 
     def reset(self) -> int:
-        with self._segment._counter_lock:
-            setattr(self._segment, self._field, 0)
-            return 0
+        self._items.clear()
+        return 0

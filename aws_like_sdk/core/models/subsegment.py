@@ -9,7 +9,8 @@ import wrapt
 
 from .. import _recording
 from ..exceptions.exceptions import SegmentNotFoundException
-from .entity import Entity, _clean_names, _getrandbits, sanitize_name
+from ..utils.ids import entity_id as _entity_id
+from .entity import Entity, _clean_names, sanitize_name
 
 SUBSEGMENT_RECORDING_ATTRIBUTE = '_self___SUBSEGMENT_RECORDING_ATTRIBUTE__'
 
@@ -107,26 +108,32 @@ class SubsegmentContextManager:
 class Subsegment(Entity):
     """A subsegment of ``segment``; closing it releases one reference on the segment."""
 
+    type = 'subsegment'
+    _sql: Optional[Dict[str, Any]] = None
+
     def __init__(self, name: str, namespace: str, segment) -> None:
         if not segment:
             raise SegmentNotFoundException('A parent segment is required for creating subsegments.')
-        # Entity.__init__ inlined: this runs for every captured call.
-        self.id = '%016x' % _getrandbits(64)
+        # Entity.__init__ inlined and reduced to what differs per subsegment: this runs for every
+        # captured call. Everything else is a class-level default until set.
+        self.id = _entity_id()
         self.name = _clean_names.get(name) or sanitize_name(name)
         self.start_time = time.time()
-        self.parent_id = None
-        self.sampled = True
-        self.in_progress = True
-        self.end_time = None
-        self._http = self._annotations = self._metadata = self._aws = self._cause = None
-        self.subsegments = []
-        self.error = self.fault = self.throttle = False
-        self._origin_trace_header = None
         self.parent_segment = segment
         self.trace_id = segment.trace_id
-        self.type = 'subsegment'
         self.namespace = namespace
-        self.sql: Dict[str, Any] = {}
+
+    @property
+    def sql(self) -> Dict[str, Any]:
+        """The ``sql`` block (a plain dict, created on first use)."""
+        sql = self._sql
+        if sql is None:
+            sql = self._sql = {}
+        return sql
+
+    @sql.setter
+    def sql(self, value: Dict[str, Any]) -> None:
+        self._sql = value
 
     def add_subsegment(self, subsegment) -> None:
         super().add_subsegment(subsegment)
@@ -141,14 +148,17 @@ class Subsegment(Entity):
             self._check_ended()
         self.end_time = end_time if end_time is not None else time.time()
         self.in_progress = False
-        segment = self.parent_segment
-        with segment._counter_lock:
-            segment._open_count -= 1
+        try:
+            self.parent_segment._open.pop()
+        except IndexError:  # closed without ever being counted (never added to a tree)
+            pass
+        except AttributeError:  # a parent_segment that is not a Segment (set by hand)
+            self.parent_segment.decrement_ref_counter()
 
     def set_sql(self, sql: Dict[str, Any]) -> None:
         """Set the ``sql`` block (url, database_type, sanitized_query, ...)."""
         self._check_ended()
-        self.sql = sql
+        self._sql = sql
 
     def to_dict(self) -> Dict[str, Any]:
         # Entity.to_dict's fields written here directly: one call less for every subsegment sent.
@@ -158,10 +168,19 @@ class Subsegment(Entity):
         doc['in_progress'] = self.in_progress
         if self.end_time is not None:
             doc['end_time'] = self.end_time
-        self._add_common_fields(doc)
+        if self._has_blocks:
+            self._add_blocks(doc)
+        if self._subs:
+            doc['subsegments'] = [sub.to_dict() for sub in self._subs]
+        if self.error:
+            doc['error'] = True
+        if self.fault:
+            doc['fault'] = True
+        if self.throttle:
+            doc['throttle'] = True
         doc['trace_id'] = self.trace_id
         doc['type'] = 'subsegment'
         doc['namespace'] = self.namespace
-        if self.sql:
-            doc['sql'] = self.sql
+        if self._sql:
+            doc['sql'] = self._sql
         return doc

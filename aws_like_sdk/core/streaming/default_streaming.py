@@ -41,7 +41,9 @@ class DefaultStreaming:
             self._stream(entity, callback)
 
     def _stream(self, entity, callback: Callable) -> bool:
-        children = entity.subsegments
+        children = entity._subs  # not the public property, which would give every leaf an empty list
+        if not children:
+            return not entity.in_progress
         complete = [child for child in list(children) if self._stream(child, callback)]
         if len(complete) == len(children) and not entity.in_progress:
             return True

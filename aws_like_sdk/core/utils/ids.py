@@ -1,16 +1,23 @@
 """Random ids from the OS CSPRNG, read in blocks.
 
 One ``getrandom`` system call per id costs microseconds on some kernels and sandboxes; reading a
-block and slicing it keeps ids cryptographically random at a fraction of the cost. The block is
-discarded in a forked child so parent and child never hand out the same ids.
+block and slicing it keeps ids cryptographically random at a fraction of the cost. The pools are
+emptied in a forked child so parent and child never hand out the same ids.
 """
+import collections
 import os
+import re
 import threading
 
 _BLOCK_BYTES = 4096
 _lock = threading.Lock()
 _block = b''
 _offset = 0
+
+# Ready-made ids for the hot path. deque.popleft() is atomic (documented thread-safe), so taking an
+# id needs no lock; concurrent refills only add fresh random chunks, never a repeated one.
+_entity_ids: 'collections.deque[str]' = collections.deque()
+_trace_randoms: 'collections.deque[str]' = collections.deque()
 
 
 def random_hex(nbytes: int) -> str:
@@ -26,10 +33,38 @@ def random_hex(nbytes: int) -> str:
     return chunk.hex()
 
 
+_CHUNKS = {8: re.compile('.{16}'), 12: re.compile('.{24}')}
+
+
+def _refill(pool: 'collections.deque[str]', nbytes: int) -> None:
+    # One regex pass cuts the block into ids faster than a slicing loop.
+    pool.extend(_CHUNKS[nbytes].findall(os.urandom(_BLOCK_BYTES - _BLOCK_BYTES % nbytes).hex()))
+
+
+def entity_id() -> str:
+    """Return a new 16-hex-character (64-bit) segment or subsegment id."""
+    try:
+        return _entity_ids.popleft()
+    except IndexError:
+        _refill(_entity_ids, 8)
+        return entity_id()
+
+
+def trace_random() -> str:
+    """Return the 24 random hex characters (96 bits) of a new trace id."""
+    try:
+        return _trace_randoms.popleft()
+    except IndexError:
+        _refill(_trace_randoms, 12)
+        return trace_random()
+
+
 def _discard_block() -> None:
     global _block, _offset, _lock
     _lock = threading.Lock()
     _block, _offset = b'', 0
+    _entity_ids.clear()
+    _trace_randoms.clear()
 
 
 if hasattr(os, 'register_at_fork'):
