@@ -1,10 +1,16 @@
 """Run a callable inside a subsegment: the one core shared by capture, record_subsegment(_async)
 and every library patch, so the sync and async paths cannot drift apart."""
+import functools
 import logging
 import sys
 import time
 from typing import Any, Callable, Optional
 
+from .. import global_sdk_config
+from .context import _detached
+from .models.segment import Segment
+from .models.subsegment import Subsegment
+from .streaming.default_streaming import DefaultStreaming
 from .utils.stacktrace import get_stacktrace
 
 log = logging.getLogger(__name__)
@@ -84,3 +90,89 @@ async def record_async(recorder, wrapped: Callable, instance: Any, args, kwargs,
     finally:
         finish_subsegment(recorder, subsegment, wrapped, instance, args, kwargs, return_value,
                           exception, stack, meta_processor)
+
+
+def push_subsegment(var, stack, name: str, namespace: str) -> Optional[Subsegment]:
+    """Begin a subsegment under ``stack[-1]`` and push it onto ``var``; the recorder's fast path.
+
+    This is Context.put_subsegment and the parents' add_subsegment for the common case: the
+    current entity is a plain, sampled, open Segment or Subsegment. Returns None (having changed
+    nothing) in every other case, which the caller hands to the general path.
+    """
+    parent = stack[-1]
+    cls = parent.__class__
+    if cls is Subsegment:
+        segment = parent.parent_segment
+    elif cls is Segment:
+        segment = parent
+    else:
+        return None
+    if not parent.sampled or not parent.in_progress:
+        return None
+    subsegment = Subsegment(name, namespace, segment)
+    subsegment.parent_id = parent.id
+    children = parent._subs
+    if children is None:
+        parent._subs = [subsegment]
+    else:
+        children.append(subsegment)
+    segment._open.append(None)
+    segment._attached.append(None)
+    var.set(stack + (subsegment,))
+    return subsegment
+
+
+def capture_sync(recorder, wrapped: Callable, name: str, namespace: str) -> Callable:
+    """Return what ``capture`` puts in place of the plain function ``wrapped``.
+
+    A plain closure (no wrapt proxy) whose common case -- SDK enabled, a sampled segment or
+    subsegment open, the recorder and context not customised -- begins and ends the subsegment
+    inline, without the recorder -> context -> entity call chain. Anything else goes through
+    ``recorder.record_subsegment``, exactly as upstream's decorator does.
+    """
+    @functools.wraps(wrapped)
+    def decorated(*args, **kwargs):
+        context = recorder._fast_context
+        var = context._fast if context is not None else None
+        if var is None or not global_sdk_config.sdk_enabled():
+            return recorder.record_subsegment(wrapped, None, args, kwargs, name, namespace, None)
+        stack = var.get()
+        subsegment = push_subsegment(var, stack, name, namespace) if stack else None
+        if subsegment is None:
+            return recorder.record_subsegment(wrapped, None, args, kwargs, name, namespace, None)
+        try:
+            return_value = wrapped(*args, **kwargs)
+        except BaseException as exc:
+            finish_subsegment(recorder, subsegment, wrapped, None, args, kwargs, None, exc,
+                              get_stacktrace(limit=recorder.max_trace_back), None)
+            raise
+        end_time = time.time()
+        pushed = var.get()
+        if pushed[-1] is not subsegment or not subsegment.in_progress:
+            # Something inside changed the stack or ended the subsegment: the general path sorts it out.
+            recorder.end_subsegment_by_handle(subsegment, end_time)
+            return return_value
+        subsegment.end_time = end_time
+        subsegment.in_progress = False
+        segment = subsegment.parent_segment
+        open_subsegments = segment._open
+        try:
+            open_subsegments.pop()
+        except IndexError:  # the counts were reset by hand
+            pass
+        var.set(pushed[:-1])
+        # Recorder._after_subsegment_closed, inlined.
+        if _detached:
+            recorder._after_subsegment_closed(segment)
+        elif not segment.in_progress and not open_subsegments:
+            recorder._send_segment(segment)
+        elif segment.sampled:
+            streaming = recorder._streaming
+            if streaming.__class__ is DefaultStreaming:
+                if len(segment._attached) > streaming._threshold:
+                    streaming.stream(segment, recorder._stream_subsegment_out)
+            elif streaming.is_eligible(segment):
+                streaming.stream(segment, recorder._stream_subsegment_out)
+        return return_value
+
+    return decorated

@@ -141,6 +141,11 @@ class _EntitiesView:
         self._var.set(tuple(value or ()))
 
 
+# Methods the recorder's hot path stands in for when they are Context's own (see ``_fast``).
+_HOT_METHODS = frozenset(('get_trace_entity', 'peek_trace_entity', 'put_segment', 'put_subsegment',
+                          'end_subsegment_entity', 'set_trace_entity', 'clear_trace_entities'))
+
+
 class Context:
     """Stack of open entities for the current thread or task.
 
@@ -150,12 +155,34 @@ class Context:
             ``AWS_XRAY_CONTEXT_MISSING`` overrides it.
     """
 
+    #: The ContextVar holding the stack, exposed to the recorder's hot path only while this
+    #: context's stack methods are Context's own (not overridden by a subclass or on the instance);
+    #: None otherwise, and the recorder then calls the methods.
+    _fast: 'Optional[ContextVar[Tuple[Any, ...]]]' = None
+
     def __init__(self, context_missing: str = 'LOG_ERROR') -> None:
         self._entities: ContextVar[Tuple[Any, ...]] = ContextVar(
             'aws_like_sdk_entities_%d' % next(_context_ids), default=())
         self._local = _EntitiesView(self._entities)
         self._context_missing = 'LOG_ERROR'
         self.context_missing = os.environ.get(CXT_MISSING_STRATEGY_KEY, context_missing)
+        self._refresh_fast()
+
+    def _refresh_fast(self) -> None:
+        cls = type(self)
+        plain = (all(getattr(cls, name) is getattr(Context, name) for name in _HOT_METHODS)
+                 and _HOT_METHODS.isdisjoint(self.__dict__))
+        object.__setattr__(self, '_fast', self.__dict__.get('_entities') if plain else None)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        object.__setattr__(self, name, value)
+        if name in _HOT_METHODS or name == '_entities':
+            self._refresh_fast()
+
+    def __delattr__(self, name: str) -> None:
+        object.__delattr__(self, name)
+        if name in _HOT_METHODS or name == '_entities':
+            self._refresh_fast()
 
     # -- segments --------------------------------------------------------------------------------
     def put_segment(self, segment) -> None:

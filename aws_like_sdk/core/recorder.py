@@ -6,6 +6,7 @@ The recorder owns no I/O itself: emission, sampling, streaming and context are s
 import logging
 import os
 import platform
+import time
 from typing import Any, Callable, Dict, Optional, Union
 
 from .. import global_sdk_config
@@ -21,6 +22,10 @@ from .models.dummy_entities import DummySegment, DummySubsegment
 from .models.segment import Segment, SegmentContextManager
 from .models.subsegment import Subsegment, SubsegmentContextManager
 from .streaming.default_streaming import DefaultStreaming
+
+# Recorder methods whose work the hot path does inline while they are AWSXRayRecorder's own.
+_HOT_METHODS = ('record_subsegment', 'begin_subsegment', 'end_subsegment_by_handle', '_after_subsegment_closed',
+                'clear_trace_entities')
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +51,11 @@ class AWSXRayRecorder:
     opens its socket on first send.
     """
 
+    #: The context, when the hot path may work on its stack directly: it is a :class:`Context` and
+    #: none of ``_HOT_METHODS`` is overridden (by a subclass or on the instance, e.g. by a mock).
+    #: None otherwise, and every step goes through the methods.
+    _fast_context: Optional[Context] = None
+
     def __init__(self) -> None:
         from .lambda_launcher import check_in_lambda
         lambda_context = check_in_lambda()
@@ -63,6 +73,24 @@ class AWSXRayRecorder:
         self._stream_sql = True
         self._daemon_address: Optional[str] = None
         self._plugins = None
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        object.__setattr__(self, name, value)
+        if name == '_context' or name in _HOT_METHODS:
+            self._refresh_fast_path()
+
+    def __delattr__(self, name: str) -> None:
+        object.__delattr__(self, name)
+        if name == '_context' or name in _HOT_METHODS:
+            self._refresh_fast_path()
+
+    def _refresh_fast_path(self) -> None:
+        context = self.__dict__.get('_context')
+        cls = type(self)
+        plain = (isinstance(context, Context)
+                 and all(getattr(cls, name) is getattr(AWSXRayRecorder, name) for name in _HOT_METHODS)
+                 and not any(name in self.__dict__ for name in _HOT_METHODS))
+        object.__setattr__(self, '_fast_context', context if plain else None)
 
     # -- configuration ---------------------------------------------------------------------------
     def configure(self, sampling: Optional[bool] = None, plugins=None, context_missing: Optional[str] = None,
@@ -180,10 +208,22 @@ class AWSXRayRecorder:
             decision = True
         if decision:
             segment = Segment(seg_name, traceid=traceid, parent_id=parent_id)
-            self._populate_runtime_context(segment, decision)
+            # _populate_runtime_context, inlined: this runs for every traced request.
+            if self._origin:
+                segment.origin = self._origin
+            segment._aws = _copy_aws_metadata(self._aws_metadata)
+            segment._has_blocks = True
+            segment.service = SERVICE_INFO.copy()
+            if isinstance(decision, str):
+                segment.set_rule_name(decision)
         else:
             segment = DummySegment(seg_name)
-        self._context.put_segment(segment)
+        context = self._fast_context
+        var = context._fast if context is not None else None
+        if var is not None:
+            var.set((segment,))
+        else:
+            self._context.put_segment(segment)
         return segment
 
     def _populate_runtime_context(self, segment: Segment, sampling_decision: Any) -> None:
@@ -223,6 +263,14 @@ class AWSXRayRecorder:
         """Begin a subsegment under the current entity; None when no segment is open."""
         if not global_sdk_config.sdk_enabled():
             return DummySubsegment(DummySegment(SDKConfig.DISABLED_ENTITY_NAME))
+        context = self._fast_context
+        var = context._fast if context is not None else None
+        if var is not None:
+            stack = var.get()
+            if stack:
+                subsegment = _recording.push_subsegment(var, stack, name, namespace)
+                if subsegment is not None:
+                    return subsegment
         entity = self._context.get_trace_entity()
         if entity is None:
             log.warning('No segment found, cannot begin subsegment %s.', name)
@@ -269,6 +317,24 @@ class AWSXRayRecorder:
         # No SDK-switch check: the subsegment exists, so closing it is right either way.
         if not subsegment.in_progress:
             return
+        context = self._fast_context
+        var = context._fast if context is not None else None
+        if var is not None:
+            stack = var.get()
+            if stack and stack[-1] is subsegment and subsegment.__class__ is Subsegment:
+                # The usual case, Context.end_subsegment_entity and Subsegment.close inlined.
+                subsegment.end_time = time.time() if end_time is None else end_time
+                subsegment.in_progress = False
+                segment = subsegment.parent_segment
+                try:
+                    segment._open.pop()
+                except IndexError:  # closed without ever being counted
+                    pass
+                except AttributeError:  # a parent_segment that is not a Segment (set by hand)
+                    segment.decrement_ref_counter()
+                var.set(stack[:-1])
+                self._after_subsegment_closed(segment)
+                return
         self._context.end_subsegment_entity(subsegment, end_time)
         self._after_subsegment_closed(subsegment.parent_segment)
 
@@ -276,10 +342,15 @@ class AWSXRayRecorder:
         if _detached:
             flush_detached_subsegments(segment, self._stream_subsegment_out)
         # ready_to_send() inlined (FacadeSegment never leaves in_progress, so it is never "ready").
-        if not segment.in_progress and segment._open_count <= 0:
+        if not segment.in_progress and not segment._open:
             self._send_segment(segment)
-        elif segment.sampled and self._streaming.is_eligible(segment):
-            self._streaming.stream(segment, self._stream_subsegment_out)
+        elif segment.sampled:
+            streaming = self._streaming
+            if streaming.__class__ is DefaultStreaming:
+                if len(segment._attached) > streaming._threshold:
+                    streaming.stream(segment, self._stream_subsegment_out)
+            elif streaming.is_eligible(segment):
+                streaming.stream(segment, self._stream_subsegment_out)
 
     # -- data on the current entity --------------------------------------------------------------
     def put_annotation(self, key: str, value: Any) -> None:
@@ -338,7 +409,12 @@ class AWSXRayRecorder:
             return
         if segment.sampled:
             self._emitter.send_entity(segment)
-        self.clear_trace_entities()
+        context = self._fast_context
+        var = context._fast if context is not None else None
+        if var is not None:
+            var.set(())
+        else:
+            self.clear_trace_entities()
 
     def _stream_subsegment_out(self, subsegment) -> None:
         self._emitter.send_entity(subsegment)

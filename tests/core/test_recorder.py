@@ -366,3 +366,88 @@ def test_capture_goes_through_an_overridden_record_subsegment(udp_sink):
         assert work() == 7
     assert calls == ['hooked']
     assert udp_sink.wait_for(1)[0]['subsegments'][0]['name'] == 'hooked'
+
+
+def _shape(doc):
+    """A document without its ids and clock readings, for comparing two runs of the same work."""
+    volatile = {'id', 'parent_id', 'trace_id', 'start_time', 'end_time', 'working_directory'}
+    if isinstance(doc, dict):
+        return {k: _shape(v) for k, v in doc.items() if k not in volatile}
+    if isinstance(doc, list):
+        return [_shape(v) for v in doc]
+    return doc
+
+
+class _PassThroughContext(Context):
+    """Overrides a stack method (calling Context's), which takes the recorder off its inline path."""
+
+    def put_subsegment(self, subsegment):
+        super().put_subsegment(subsegment)
+
+
+def test_capture_inline_path_sends_what_the_general_path_sends(udp_sink):
+    docs = {}
+    for label, context in (('inline', Context()), ('general', _PassThroughContext())):
+        rec = AsyncAWSXRayRecorder()
+        rec.configure(sampling=False, context=context, daemon_address=udp_sink.address, service='svc')
+        assert (context._fast is not None) == (label == 'inline')
+
+        @rec.capture('leaf')
+        def leaf(x):
+            rec.put_annotation('x', x)
+            return x
+
+        @rec.capture('failing')
+        def failing():
+            raise ValueError('boom')
+
+        @rec.capture('outer')
+        def outer():
+            with pytest.raises(ValueError):
+                failing()
+            return leaf(1) + leaf(2)
+
+        with rec.in_segment('seg'):
+            assert outer() == 3
+        (docs[label],) = udp_sink.wait_for(1)
+    assert _shape(docs['inline']) == _shape(docs['general'])
+    outer_doc = docs['inline']['subsegments'][0]
+    failing_doc, leaf_doc = outer_doc['subsegments'][:2]
+    assert failing_doc['fault'] is True and failing_doc['cause']['exceptions'][0]['type'] == 'ValueError'
+    assert leaf_doc['parent_id'] == outer_doc['id'] and leaf_doc['annotations'] == {'x': 1}
+
+
+def test_capture_honours_methods_patched_on_the_recorder_and_context(recorder, monkeypatch, udp_sink):
+    calls = []
+
+    @recorder.capture('work')
+    def work():
+        return 1
+
+    original_begin = recorder.begin_subsegment
+    original_put = recorder.context.put_subsegment
+
+    def begin(name, namespace='local'):
+        calls.append(('begin', name))
+        return original_begin(name, namespace)
+
+    def put(subsegment):
+        calls.append(('put', subsegment.name))
+        return original_put(subsegment)
+
+    with recorder.in_segment('svc'):
+        work()
+        assert calls == []
+        with monkeypatch.context() as patched:
+            patched.setattr(recorder, 'begin_subsegment', begin)
+            work()
+            assert calls == [('begin', 'work')]
+        with monkeypatch.context() as patched:
+            patched.setattr(recorder.context, 'put_subsegment', put)
+            work()
+            assert calls == [('begin', 'work'), ('put', 'work')]
+        work()  # both patches undone: the inline path again
+        assert len(calls) == 2
+    (doc,) = udp_sink.wait_for(1)
+    assert [s['name'] for s in doc['subsegments']] == ['work'] * 4
+    assert all(s['in_progress'] is False for s in doc['subsegments'])

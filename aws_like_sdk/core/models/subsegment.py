@@ -7,7 +7,6 @@ from typing import Any, Dict, Optional
 
 import wrapt
 
-from .. import _recording
 from ..exceptions.exceptions import SegmentNotFoundException
 from ..utils.ids import entity_id as _entity_id
 from .entity import Entity, _clean_names, sanitize_name
@@ -58,6 +57,7 @@ class SubsegmentContextManager:
         recorder = self.recorder
         namespace = self.subsegment_kwargs.get('namespace', 'local')
 
+        from .. import _recording  # imported here: _recording builds on this module
         if isinstance(wrapped, (classmethod, staticmethod)) or not callable(wrapped):
             # Descriptors applied under the decorator need wrapt's binding logic.
             decorated = self._wrapt_decorated(wrapped, name, namespace)
@@ -68,19 +68,7 @@ class SubsegmentContextManager:
         else:
             # A plain closure rather than a wrapt wrapper: this runs on every captured call, and a
             # closure costs a fraction of a FunctionWrapper call. Methods bind as usual.
-            from ..recorder import AWSXRayRecorder
-            if type(recorder).record_subsegment is AWSXRayRecorder.record_subsegment:
-                record_sync = _recording.record_sync
-
-                @functools.wraps(wrapped)
-                def decorated(*args, **kwargs):
-                    return record_sync(recorder, wrapped, None, args, kwargs, name, namespace, None)
-            else:  # a recorder subclass customises record_subsegment: go through it
-                record = recorder.record_subsegment
-
-                @functools.wraps(wrapped)
-                def decorated(*args, **kwargs):
-                    return record(wrapped, None, args, kwargs, name, namespace, None)
+            decorated = _recording.capture_sync(recorder, wrapped, name, namespace)
         set_as_recording(decorated, wrapped)
         return decorated
 
