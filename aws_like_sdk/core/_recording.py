@@ -8,12 +8,16 @@ from typing import Any, Callable, Optional
 
 from .. import global_sdk_config
 from .context import _detached
+from .models.entity import _clean_names, sanitize_name
 from .models.segment import Segment
 from .models.subsegment import Subsegment
 from .streaming.default_streaming import DefaultStreaming
+from .utils.ids import entity_id as _entity_id
 from .utils.stacktrace import get_stacktrace
 
 log = logging.getLogger(__name__)
+
+_new = object.__new__  # see _new_subsegment
 
 _reported: set = set()
 
@@ -92,6 +96,21 @@ async def record_async(recorder, wrapped: Callable, instance: Any, args, kwargs,
                           exception, stack, meta_processor)
 
 
+def _new_subsegment(name: str, namespace: str, segment) -> Subsegment:
+    """``Subsegment(name, namespace, segment)`` for a known-good segment, without the class call.
+
+    Sets exactly what Subsegment.__init__ sets, in the same order (tests compare the two).
+    """
+    subsegment = _new(Subsegment)
+    subsegment.id = _entity_id()
+    subsegment.name = _clean_names.get(name) or sanitize_name(name)
+    subsegment.start_time = time.time()
+    subsegment.parent_segment = segment
+    subsegment.trace_id = segment.trace_id
+    subsegment.namespace = namespace
+    return subsegment
+
+
 def push_subsegment(var, stack, name: str, namespace: str) -> Optional[Subsegment]:
     """Begin a subsegment under ``stack[-1]`` and push it onto ``var``; the recorder's fast path.
 
@@ -109,7 +128,7 @@ def push_subsegment(var, stack, name: str, namespace: str) -> Optional[Subsegmen
         return None
     if not parent.sampled or not parent.in_progress:
         return None
-    subsegment = Subsegment(name, namespace, segment)
+    subsegment = _new_subsegment(name, namespace, segment)
     subsegment.parent_id = parent.id
     children = parent._subs
     if children is None:
@@ -137,9 +156,36 @@ def capture_sync(recorder, wrapped: Callable, name: str, namespace: str) -> Call
         if var is None or not global_sdk_config.sdk_enabled():
             return recorder.record_subsegment(wrapped, None, args, kwargs, name, namespace, None)
         stack = var.get()
-        subsegment = push_subsegment(var, stack, name, namespace) if stack else None
-        if subsegment is None:
+        if not stack:
             return recorder.record_subsegment(wrapped, None, args, kwargs, name, namespace, None)
+        parent = stack[-1]
+        cls = parent.__class__
+        if cls is Subsegment:
+            segment = parent.parent_segment
+        elif cls is Segment:
+            segment = parent
+        else:
+            return recorder.record_subsegment(wrapped, None, args, kwargs, name, namespace, None)
+        if not parent.sampled or not parent.in_progress:
+            return recorder.record_subsegment(wrapped, None, args, kwargs, name, namespace, None)
+        # push_subsegment, inlined (its Subsegment construction too): this is the per-call cost.
+        subsegment = _new(Subsegment)
+        subsegment.id = _entity_id()
+        subsegment.name = _clean_names.get(name) or sanitize_name(name)
+        subsegment.start_time = time.time()
+        subsegment.parent_segment = segment
+        subsegment.trace_id = segment.trace_id
+        subsegment.namespace = namespace
+        subsegment.parent_id = parent.id
+        children = parent._subs
+        if children is None:
+            parent._subs = [subsegment]
+        else:
+            children.append(subsegment)
+        segment._open.append(None)
+        segment._attached.append(None)
+        pushed = stack + (subsegment,)
+        var.set(pushed)
         try:
             return_value = wrapped(*args, **kwargs)
         except BaseException as exc:
@@ -147,20 +193,18 @@ def capture_sync(recorder, wrapped: Callable, name: str, namespace: str) -> Call
                               get_stacktrace(limit=recorder.max_trace_back), None)
             raise
         end_time = time.time()
-        pushed = var.get()
-        if pushed[-1] is not subsegment or not subsegment.in_progress:
+        if var.get() is not pushed or not subsegment.in_progress:
             # Something inside changed the stack or ended the subsegment: the general path sorts it out.
             recorder.end_subsegment_by_handle(subsegment, end_time)
             return return_value
         subsegment.end_time = end_time
         subsegment.in_progress = False
-        segment = subsegment.parent_segment
         open_subsegments = segment._open
         try:
             open_subsegments.pop()
         except IndexError:  # the counts were reset by hand
             pass
-        var.set(pushed[:-1])
+        var.set(stack)
         # Recorder._after_subsegment_closed, inlined.
         if _detached:
             recorder._after_subsegment_closed(segment)

@@ -451,3 +451,22 @@ def test_capture_honours_methods_patched_on_the_recorder_and_context(recorder, m
     (doc,) = udp_sink.wait_for(1)
     assert [s['name'] for s in doc['subsegments']] == ['work'] * 4
     assert all(s['in_progress'] is False for s in doc['subsegments'])
+
+
+def test_subsegments_begun_inline_are_built_like_the_constructor_builds_them(recorder):
+    from aws_like_sdk.core.models.subsegment import Subsegment
+    seen = []
+
+    @recorder.capture('work')
+    def work():
+        seen.append(recorder.current_subsegment())
+
+    with recorder.in_segment('svc') as segment:
+        work()
+        seen.append(recorder.begin_subsegment('work'))
+        reference = Subsegment('work', 'local', segment)
+        reference.parent_id = segment.id
+        for subsegment in seen:
+            assert type(subsegment) is Subsegment
+            assert list(vars(subsegment))[:len(vars(reference))] == list(vars(reference))
+        recorder.end_subsegment()

@@ -150,7 +150,8 @@ class Entity:
     # -- lifecycle -------------------------------------------------------------------------------
     def close(self, end_time: Optional[float] = None) -> None:
         """Close the entity, stamping ``end_time`` (now when not given)."""
-        self._check_ended()
+        if not self.in_progress:
+            self._check_ended()
         self.end_time = end_time if end_time is not None else time.time()
         self.in_progress = False
 
