@@ -119,11 +119,12 @@ class RequestTrace:
 
     def response_header(self) -> Optional[str]:
         """The ``X-Amzn-Trace-Id`` value to send back, or None when nothing is traced."""
-        segment = self.segment
-        if segment is None:
+        entity = self.entity
+        if entity is None:
             return None
         try:
-            return prepare_response_header(self.trace_header, segment)
+            return prepare_response_header(self.trace_header,
+                                           entity.parent_segment if self.is_subsegment else entity)
         except Exception:  # noqa: BLE001
             log_once('_http.response_header', 'Could not build the response trace header.')
             return None
@@ -224,7 +225,13 @@ def begin_request(recorder: Any, request: IncomingRequest, urls_as_annotation: b
     """
     trace_header = None
     try:
-        trace_header = parse_trace_header(request.trace_header)
+        raw_header = request.trace_header
+        if raw_header:
+            trace_header = parse_trace_header(raw_header)
+            root, parent, decision = trace_header.root, trace_header.parent, trace_header.sampled
+        else:
+            trace_header = TraceHeader()
+            root = parent = decision = None
         host = request.host or None
         name = request.name
         if not name:
@@ -234,14 +241,12 @@ def begin_request(recorder: Any, request: IncomingRequest, urls_as_annotation: b
         if in_lambda:
             entity = recorder.begin_subsegment(name or 'request')
         else:
-            decision = trace_header.sampled
             if decision is None or decision == '?':
                 # The sampling request is built only when a rule has to decide.
                 decision = 1 if not recorder.sampling else calculate_sampling_decision(
                     trace_header, recorder,
                     {'host': host, 'method': request.method, 'path': request.path, 'service': name})
-            entity = recorder.begin_segment(name=name, traceid=trace_header.root, parent_id=trace_header.parent,
-                                            sampling=decision)
+            entity = recorder.begin_segment(name=name, traceid=root, parent_id=parent, sampling=decision)
         if entity is None:
             return RequestTrace(recorder, None, trace_header, in_lambda, False)
         if not in_lambda:

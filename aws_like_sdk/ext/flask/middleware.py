@@ -25,6 +25,7 @@ log = logging.getLogger(__name__)
 _ENVIRON_KEY = 'aws_like_sdk.flask.request'
 _EXTENSION_KEY = 'aws_like_sdk'
 _XRAY_HEADER = http.XRAY_HEADER
+_XRAY_HEADER_LOWER = _XRAY_HEADER.lower()
 
 # Open template subsegments of this thread or task, innermost last, as (template, subsegment) pairs.
 # A tuple in a ContextVar: concurrent requests never see each other's templates.
@@ -188,9 +189,22 @@ def _record_response(state: _RequestState, response: Any) -> None:
     try:
         state.status = response.status_code
         headers = response.headers
-        state.content_length = headers.get('Content-Length')
+        # One pass over the (few) headers instead of a lookup and a replacing set, each a scan.
+        content_length = None
+        present = False
+        for key, value in headers:
+            lowered = key.lower()
+            if lowered == 'content-length':
+                if content_length is None:
+                    content_length = value
+            elif lowered == _XRAY_HEADER_LOWER:
+                present = True
+        state.content_length = content_length
         value = state.handle.response_header()
         if value:
-            headers[_XRAY_HEADER] = value
+            if present:
+                headers[_XRAY_HEADER] = value
+            else:
+                headers.add(_XRAY_HEADER, value)
     except Exception:  # noqa: BLE001
         log_once('flask.after_request', 'Could not record the Flask response on its segment.')
