@@ -4,6 +4,9 @@ import threading
 import weakref
 from typing import Callable
 
+from ..models.segment import Segment
+from ..models.subsegment import Subsegment
+
 _instances: 'weakref.WeakSet[DefaultStreaming]' = weakref.WeakSet()
 
 
@@ -44,12 +47,30 @@ class DefaultStreaming:
         children = entity._subs  # not the public property, which would give every leaf an empty list
         if not children:
             return not entity.in_progress
-        complete = [child for child in list(children) if self._stream(child, callback)]
+        # Leaves (most children) are judged here rather than through a call each.
+        complete = [child for child in list(children)
+                    if (self._stream(child, callback) if child._subs else not child.in_progress)]
         if len(complete) == len(children) and not entity.in_progress:
             return True
+        if not complete:
+            return False
+        cls = entity.__class__
+        # remove_subsegment of Segment and Subsegment, inlined: detach, then count one less attached.
+        attached = entity._attached if cls is Segment else \
+            entity.parent_segment._attached if cls is Subsegment else None
         for child in complete:
             callback(child)
-            entity.remove_subsegment(child)
+            if attached is None:
+                entity.remove_subsegment(child)
+                continue
+            try:
+                children.remove(child)
+            except ValueError:
+                pass
+            try:
+                attached.pop()
+            except IndexError:
+                pass
         return False
 
     @property
