@@ -16,7 +16,7 @@ The handle returned by ``begin_request`` is kept in a local, so the request ends
 opened whatever other tasks do with the context meanwhile.
 """
 import logging
-from typing import Any, Awaitable, Callable, Optional
+from typing import Any, Awaitable, Callable, Dict, Optional
 
 from aiohttp import hdrs, web
 
@@ -53,9 +53,12 @@ async def middleware(request: web.Request, handler: Handler) -> web.StreamRespon
     # With the SDK switched off the application must look exactly as if it were not instrumented.
     if is_suppressed() or not xray_recorder.enabled:
         return await handler(request)
-    trace = _begin(request)
-    if trace is None:
+    try:
+        incoming = _incoming_request(request)
+    except Exception:  # noqa: BLE001 - an odd request must not fail the application
+        log_once('aiohttp.middleware.request', 'Could not read the aiohttp request; it proceeds untraced.')
         return await handler(request)
+    trace = begin_request(xray_recorder, incoming)
     try:
         response = await handler(request)
     except web.HTTPException as exc:
@@ -66,15 +69,6 @@ async def middleware(request: web.Request, handler: Handler) -> web.StreamRespon
         raise
     _finish_with_response(trace, response)
     return response
-
-
-def _begin(request: web.Request) -> Optional[RequestTrace]:
-    try:
-        incoming = _incoming_request(request)
-    except Exception:  # noqa: BLE001 - an odd request must not fail the application
-        log_once('aiohttp.middleware.request', 'Could not read the aiohttp request; it proceeds untraced.')
-        return None
-    return begin_request(xray_recorder, incoming)
 
 
 def _incoming_request(request: web.Request) -> IncomingRequest:
@@ -115,10 +109,26 @@ def _local_authority(request: web.Request) -> Optional[str]:
     return None
 
 
+# Route -> its canonical template: each app route is looked up once (its template never changes).
+_canonical_of: Dict[Any, Optional[str]] = {}
+_MISSING = object()
+
+
 def _route(request: web.Request) -> Optional[str]:
-    # Unmatched requests (404/405) carry a system route without a resource: no route to group by.
-    resource = getattr(getattr(request.match_info, 'route', None), 'resource', None)
-    return getattr(resource, 'canonical', None) if resource is not None else None
+    route = getattr(request.match_info, 'route', None)
+    canonical = _canonical_of.get(route, _MISSING)
+    if canonical is not _MISSING:
+        return canonical  # type: ignore[return-value]
+    # Unmatched requests (404/405) carry a system route without a resource: no route to group by,
+    # and a new route object each time, so they are not remembered.
+    resource = getattr(route, 'resource', None)
+    if resource is None:
+        return None
+    canonical = getattr(resource, 'canonical', None)
+    if len(_canonical_of) >= 4096:  # bound it even for apps that add routes at run time
+        _canonical_of.clear()
+    _canonical_of[route] = canonical
+    return canonical
 
 
 def _finish_with_response(trace: RequestTrace, response: Any) -> None:
