@@ -220,3 +220,32 @@ def capture_sync(recorder, wrapped: Callable, name: str, namespace: str) -> Call
         return return_value
 
     return decorated
+
+
+def capture_async(recorder, wrapped: Callable, name: str, namespace: str) -> Callable:
+    """Return what ``capture`` puts in place of the coroutine function ``wrapped``.
+
+    The awaited call runs inside the subsegment. The common case (as in :func:`capture_sync`)
+    begins and ends the subsegment on the context's stack directly; anything else goes through
+    :func:`record_async`.
+    """
+    @functools.wraps(wrapped)
+    async def decorated(*args, **kwargs):
+        context = recorder._fast_context
+        var = context._fast if context is not None else None
+        if var is None or not global_sdk_config.sdk_enabled():
+            return await record_async(recorder, wrapped, None, args, kwargs, name, namespace, None)
+        stack = var.get()
+        subsegment = push_subsegment(var, stack, name, namespace) if stack else None
+        if subsegment is None:
+            return await record_async(recorder, wrapped, None, args, kwargs, name, namespace, None)
+        try:
+            return_value = await wrapped(*args, **kwargs)
+        except BaseException as exc:
+            finish_subsegment(recorder, subsegment, wrapped, None, args, kwargs, None, exc,
+                              get_stacktrace(limit=recorder.max_trace_back), None)
+            raise
+        recorder.end_subsegment_by_handle(subsegment, time.time())
+        return return_value
+
+    return decorated

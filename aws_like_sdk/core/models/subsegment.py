@@ -1,5 +1,4 @@
 """Subsegment: a unit of work inside a segment, plus its context manager / decorator."""
-import functools
 import inspect
 import time
 import traceback
@@ -62,9 +61,7 @@ class SubsegmentContextManager:
             # Descriptors applied under the decorator need wrapt's binding logic.
             decorated = self._wrapt_decorated(wrapped, name, namespace)
         elif _is_coroutine_function(wrapped):
-            @functools.wraps(wrapped)
-            async def decorated(*args, **kwargs):
-                return await _recording.record_async(recorder, wrapped, None, args, kwargs, name, namespace, None)
+            decorated = _recording.capture_async(recorder, wrapped, name, namespace)
         else:
             # A plain closure rather than a wrapt wrapper: this runs on every captured call, and a
             # closure costs a fraction of a FunctionWrapper call. Methods bind as usual.

@@ -6,6 +6,7 @@ import pytest
 from aws_like_sdk.core import xray_recorder
 from aws_like_sdk.core.async_recorder import (AsyncAWSXRayRecorder, AsyncSegmentContextManager,
                                               AsyncSubsegmentContextManager)
+from aws_like_sdk.core.context import Context
 from tests.support.udp_sink import walk
 
 SLEEP = 0.05
@@ -244,3 +245,54 @@ async def test_segments_in_separate_tasks_stay_separate(children, recorder, coll
     assert sorted(s['name'] for s in trees.by_segment.values()) == ['r%d' % i for i in range(5)]
     for seg in trees.by_segment.values():
         assert [c['name'] for c in children(seg)] == [seg['name'] + '-work']
+
+
+class _PassThroughContext(Context):
+    """Overrides a stack method (calling Context's), which takes the recorder off its inline path."""
+
+    def put_subsegment(self, subsegment):
+        super().put_subsegment(subsegment)
+
+
+def _shape(doc):
+    # Stacks differ in how many SDK frames (filtered out) took part of the max_trace_back budget.
+    volatile = {'id', 'parent_id', 'trace_id', 'start_time', 'end_time', 'working_directory', 'stack'}
+    if isinstance(doc, dict):
+        return {k: _shape(v) for k, v in doc.items() if k not in volatile}
+    if isinstance(doc, list):
+        return sorted((_shape(v) for v in doc), key=repr)
+    return doc
+
+
+async def test_captured_coroutines_inline_and_general_paths_send_the_same(udp_sink):
+    docs = {}
+    for label, context in (('inline', Context()), ('general', _PassThroughContext())):
+        udp_sink.clear()
+        rec = AsyncAWSXRayRecorder()
+        rec.configure(sampling=False, context=context, daemon_address=udp_sink.address, service='svc')
+
+        @rec.capture('leaf')
+        async def leaf(x):
+            await asyncio.sleep(0.001 * x)
+            rec.put_annotation('x', x)
+            return x
+
+        @rec.capture_async('failing')
+        async def failing():
+            await asyncio.sleep(0)
+            raise ValueError('boom')
+
+        @rec.capture('outer')
+        async def outer():
+            with pytest.raises(ValueError):
+                await failing()
+            return sum(await asyncio.gather(leaf(1), leaf(2), leaf(3)))
+
+        async with rec.in_segment_async('seg'):
+            assert await outer() == 6
+        (docs[label],) = udp_sink.settle()
+    assert docs['inline']['id'] != docs['general']['id']
+    assert _shape(docs['inline']) == _shape(docs['general'])
+    outer_doc = docs['inline']['subsegments'][0]
+    assert sorted(s['name'] for s in outer_doc['subsegments']) == ['failing', 'leaf', 'leaf', 'leaf']
+    assert all(s['parent_id'] == outer_doc['id'] and s['in_progress'] is False for s in outer_doc['subsegments'])
