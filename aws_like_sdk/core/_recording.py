@@ -8,16 +8,23 @@ from typing import Any, Callable, Optional
 
 from .. import global_sdk_config
 from .context import _detached
-from .models.entity import _clean_names, sanitize_name
+from .models.entity import _NAME_STRIP_TABLE, _clean_names, sanitize_name
 from .models.segment import Segment
 from .models.subsegment import Subsegment
 from .streaming.default_streaming import DefaultStreaming
+from .utils.ids import _entity_ids
 from .utils.ids import entity_id as _entity_id
 from .utils.stacktrace import get_stacktrace
 
 log = logging.getLogger(__name__)
 
 _new = object.__new__  # see _new_subsegment
+_pop_entity_id = _entity_ids.popleft  # utils.ids.entity_id without the call; the pool is never replaced
+
+
+def _is_clean_name(name: Any) -> bool:
+    return isinstance(name, str) and bool(name) and name.translate(_NAME_STRIP_TABLE) == name
+
 
 _reported: set = set()
 
@@ -149,6 +156,10 @@ def capture_sync(recorder, wrapped: Callable, name: str, namespace: str) -> Call
     inline, without the recorder -> context -> entity call chain. Anything else goes through
     ``recorder.record_subsegment``, exactly as upstream's decorator does.
     """
+    # The name is the same on every call: check it once (a name needing changes is still
+    # sanitised, with its warning, per subsegment).
+    clean_name = name if _is_clean_name(name) else None
+
     @functools.wraps(wrapped)
     def decorated(*args, **kwargs):
         context = recorder._fast_context
@@ -170,8 +181,11 @@ def capture_sync(recorder, wrapped: Callable, name: str, namespace: str) -> Call
             return recorder.record_subsegment(wrapped, None, args, kwargs, name, namespace, None)
         # push_subsegment, inlined (its Subsegment construction too): this is the per-call cost.
         subsegment = _new(Subsegment)
-        subsegment.id = _entity_id()
-        subsegment.name = _clean_names.get(name) or sanitize_name(name)
+        try:
+            subsegment.id = _pop_entity_id()
+        except IndexError:  # pool empty: refill
+            subsegment.id = _entity_id()
+        subsegment.name = clean_name or sanitize_name(name)
         subsegment.start_time = time.time()
         subsegment.parent_segment = segment
         subsegment.trace_id = segment.trace_id

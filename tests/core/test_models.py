@@ -2,6 +2,7 @@ import json
 import logging
 import os
 import re
+import threading
 import traceback
 
 import pytest
@@ -308,3 +309,39 @@ def test_ids_are_unique_and_redrawn_in_a_forked_child():
     os.close(read_end)
     os.waitpid(pid, 0)
     assert len(child) == 40 and child != id_pool.entity_id() + id_pool.trace_random()
+
+
+def test_subsegment_documents_have_one_key_order_whatever_they_carry():
+    segment = Segment('svc')
+    plain = Subsegment('plain', 'local', segment)
+    segment.add_subsegment(plain)
+    plain.close()
+    flagged = Subsegment('flagged', 'remote', segment)
+    segment.add_subsegment(flagged)
+    flagged.add_error_flag()
+    flagged.close()
+    base = ['id', 'name', 'start_time', 'parent_id', 'in_progress', 'end_time']
+    tail = ['trace_id', 'type', 'namespace']
+    assert list(plain.to_dict()) == base + tail
+    assert list(flagged.to_dict()) == base + ['error'] + tail
+    assert plain.to_dict()['in_progress'] is False and plain.to_dict()['parent_id'] == segment.id
+    open_one = Subsegment('open', 'local', segment)
+    assert list(open_one.to_dict()) == ['id', 'name', 'start_time', 'in_progress'] + tail
+
+
+def test_a_segment_is_claimed_for_emission_exactly_once_across_threads():
+    segment = Segment('svc')
+    segment.close()
+    barrier = threading.Barrier(8)
+    wins = []
+
+    def claim():
+        barrier.wait()
+        wins.append(segment.claim_emission())
+
+    threads = [threading.Thread(target=claim) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(10)
+    assert sorted(wins) == [False] * 7 + [True]

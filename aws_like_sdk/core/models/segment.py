@@ -1,5 +1,4 @@
 """Segment: the root entity of one service's part of a trace."""
-import threading
 import time
 import traceback
 from typing import Any, Dict, Optional
@@ -38,7 +37,6 @@ class Segment(Entity):
     user: Optional[str] = None
     service: Optional[Dict[str, Any]] = None
     origin: Optional[str] = None
-    _emitted = False
 
     def __init__(self, name: str, entityid: Optional[str] = None, traceid: Optional[str] = None,
                  parent_id: Optional[str] = None, sampled: bool = True) -> None:
@@ -58,7 +56,8 @@ class Segment(Entity):
         # no lock. One item per subsegment open (``_open``) or attached (``_attached``) in the tree.
         self._open: list = []
         self._attached: list = []
-        self._counter_lock = threading.Lock()
+        # One token, popped by whoever emits the segment (list.pop is atomic: exactly one winner).
+        self._emission_token: list = [None]
 
     @property
     def _open_count(self) -> int:
@@ -134,11 +133,11 @@ class Segment(Entity):
 
     def claim_emission(self) -> bool:
         """Return True exactly once, so racing threads never emit the same segment twice."""
-        with self._counter_lock:
-            if self._emitted:
-                return False
-            self._emitted = True
-            return True
+        try:
+            self._emission_token.pop()
+        except IndexError:
+            return False
+        return True
 
     def to_dict(self) -> Dict[str, Any]:
         doc = super().to_dict()

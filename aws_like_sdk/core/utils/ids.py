@@ -16,6 +16,7 @@ _offset = 0
 
 # Ready-made ids for the hot path. deque.popleft() is atomic (documented thread-safe), so taking an
 # id needs no lock; concurrent refills only add fresh random chunks, never a repeated one.
+# The deques are only ever cleared, never replaced: the recorder keeps a bound popleft.
 _entity_ids: 'collections.deque[str]' = collections.deque()
 _trace_randoms: 'collections.deque[str]' = collections.deque()
 
