@@ -8,7 +8,8 @@ keep-alive requests over a raw connection to each server in interleaved rounds, 
 speed hits all variants alike. The added cost of a middleware is its median per-request time minus
 the median of the server without middleware.
 
-Run from the repository root: PYTHONPATH=. python benchmarks/aiohttp_bench.py [--requests N] [--rounds R]
+Run from the repository root: PYTHONPATH=. python benchmarks/aiohttp_bench.py [--requests N] [--rounds R] [--drop]
+(``--drop`` serializes each segment and drops it instead of sending it, to see the recording cost alone.)
 """
 import argparse
 import asyncio
@@ -26,25 +27,42 @@ REQUEST = b'GET /items/42?q=1 HTTP/1.1\r\nHost: bench.local\r\nUser-Agent: bench
 
 
 # -- server side (runs in a child process) -----------------------------------------------------------
-def _middlewares(variant: str, daemon_address: str) -> list:
+class DropEmitter:
+    """Serializes each finished entity and drops it: isolates the recording cost from the UDP send."""
+
+    def send_entity(self, entity):
+        entity.serialize()
+
+    def set_daemon_address(self, address):
+        pass
+
+    @property
+    def ip(self):
+        return '127.0.0.1'
+
+    @property
+    def port(self):
+        return 2000
+
+
+def _middlewares(variant: str, daemon_address: str, drop: bool) -> list:
     if variant == 'aws_like_sdk':
         from aws_like_sdk.core import xray_recorder
         from aws_like_sdk.core.async_context import AsyncContext
         from aws_like_sdk.ext.aiohttp.middleware import middleware
-        xray_recorder.configure(service='bench', sampling=False, context=AsyncContext(),
-                                daemon_address=daemon_address)
-        return [middleware]
-    if variant == 'aws_xray_sdk':
+    elif variant == 'aws_xray_sdk':
         from aws_xray_sdk.core import xray_recorder
         from aws_xray_sdk.core.async_context import AsyncContext
         from aws_xray_sdk.ext.aiohttp.middleware import middleware
-        xray_recorder.configure(service='bench', sampling=False, context=AsyncContext(),
-                                daemon_address=daemon_address)
-        return [middleware]
-    return []
+    else:
+        return []
+    xray_recorder.configure(service='bench', sampling=False, context=AsyncContext(), daemon_address=daemon_address)
+    if drop:
+        xray_recorder.configure(emitter=DropEmitter())
+    return [middleware]
 
 
-async def _serve(variant: str) -> None:
+async def _serve(variant: str, drop: bool) -> None:
     from aiohttp import web
 
     # A bound socket nobody reads: the kernel accepts each datagram (and drops it once the buffer is
@@ -68,7 +86,7 @@ async def _serve(variant: str) -> None:
         finally:
             chain_times.append(time.perf_counter() - start)
 
-    app = web.Application(middlewares=[clock] + _middlewares(variant, daemon_address))
+    app = web.Application(middlewares=[clock] + _middlewares(variant, daemon_address, drop))
     app.router.add_get('/items/{item_id}', handler)
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
@@ -136,9 +154,10 @@ async def _measure(ports: Dict[str, int], requests: int, rounds: int) -> Dict[st
             conn.close()
 
 
-def _start_server(variant: str) -> Optional[subprocess.Popen]:
+def _start_server(variant: str, drop: bool) -> Optional[subprocess.Popen]:
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [os.getcwd(), os.environ.get('PYTHONPATH')])))
-    proc = subprocess.Popen([sys.executable, __file__, '--serve', variant], stdin=subprocess.PIPE,
+    command = [sys.executable, __file__, '--serve', variant] + (['--drop'] if drop else [])
+    proc = subprocess.Popen(command, stdin=subprocess.PIPE,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, text=True)
     line = proc.stdout.readline().strip()
     if not line.isdigit():
@@ -155,17 +174,19 @@ def main() -> None:
     parser.add_argument('--serve', choices=VARIANTS, help=argparse.SUPPRESS)
     parser.add_argument('--requests', type=int, default=500, help='requests per round and variant')
     parser.add_argument('--rounds', type=int, default=30, help='interleaved rounds')
+    parser.add_argument('--drop', action='store_true',
+                        help='serialize each segment and drop it instead of sending it (both SDKs)')
     args = parser.parse_args()
     logging.basicConfig(level=logging.ERROR)
     if args.serve:
-        asyncio.run(_serve(args.serve))
+        asyncio.run(_serve(args.serve, args.drop))
         return
 
     procs: Dict[str, subprocess.Popen] = {}
     chain: Dict[str, float] = {}
     try:
         for variant in VARIANTS:
-            proc = _start_server(variant)
+            proc = _start_server(variant, args.drop)
             if proc is not None:
                 procs[variant] = proc
         ports = {name: proc.port for name, proc in procs.items()}  # type: ignore[attr-defined]
@@ -180,8 +201,9 @@ def main() -> None:
                 proc.kill()
 
     import aiohttp
-    print('aiohttp %s, Python %s; %d rounds x %d keep-alive requests per variant'
-          % (aiohttp.__version__, sys.version.split()[0], args.rounds, args.requests))
+    print('aiohttp %s, Python %s; %d rounds x %d keep-alive requests per variant%s'
+          % (aiohttp.__version__, sys.version.split()[0], args.rounds, args.requests,
+             '; emission replaced by serialize-and-drop' if args.drop else ''))
     # The best round is the one least disturbed by other work on the machine; the median shows
     # what a loaded machine looks like. Both are reported, the ratio uses each.
     for label, pick in (('best round', min), ('median round', statistics.median)):

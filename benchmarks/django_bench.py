@@ -7,7 +7,8 @@ datagrams to a loopback socket, so serialisation and sending are included.
 The added cost is (time with middleware) - (time without); rounds are interleaved and the best
 round is kept to damp noise.
 
-Run from the repository root: PYTHONPATH=. python benchmarks/django_bench.py [--requests N] [--rounds R]
+Run from the repository root: PYTHONPATH=. python benchmarks/django_bench.py [--requests N] [--rounds R] [--drop]
+(``--drop`` serializes each segment and drops it instead of sending it, to see the recording cost alone.)
 """
 import argparse
 import asyncio
@@ -53,7 +54,25 @@ class Sink:
         self.sock.close()
 
 
-def setup(sink: Sink) -> Dict[str, object]:
+class DropEmitter:
+    """Serializes each finished entity and drops it: isolates the recording cost from the UDP send."""
+
+    def send_entity(self, entity):
+        entity.serialize()
+
+    def set_daemon_address(self, address):
+        pass
+
+    @property
+    def ip(self):
+        return '127.0.0.1'
+
+    @property
+    def port(self):
+        return 2000
+
+
+def setup(sink: Sink, drop: bool = False) -> Dict[str, object]:
     settings.configure(
         DEBUG=False, SECRET_KEY='bench', ALLOWED_HOSTS=['testserver'], ROOT_URLCONF=__name__, MIDDLEWARE=[],
         INSTALLED_APPS=[], DATABASES={}, USE_TZ=True, LOGGING_CONFIG=None,
@@ -62,7 +81,7 @@ def setup(sink: Sink) -> Dict[str, object]:
 
     from aws_like_sdk.core import xray_recorder as ours
     from aws_like_sdk.core.emitters.udp_emitter import UDPEmitter as OurEmitter
-    ours.configure(service='bench', sampling=False, emitter=OurEmitter(sink.address))
+    ours.configure(service='bench', sampling=False, emitter=DropEmitter() if drop else OurEmitter(sink.address))
 
     available = {'none': [], 'aws_like_sdk': [OURS]}
     try:
@@ -71,7 +90,8 @@ def setup(sink: Sink) -> Dict[str, object]:
     except ImportError:
         print('aws-xray-sdk is not installed: comparison skipped')
     else:
-        upstream.configure(service='bench', sampling=False, emitter=UpstreamEmitter(sink.address),
+        upstream.configure(service='bench', sampling=False,
+                           emitter=DropEmitter() if drop else UpstreamEmitter(sink.address),
                            context_missing='LOG_ERROR')
         available['aws_xray_sdk'] = [UPSTREAM]
     return available
@@ -160,10 +180,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('--requests', type=int, default=3000)
     parser.add_argument('--rounds', type=int, default=7)
+    parser.add_argument('--drop', action='store_true',
+                        help='serialize each segment and drop it instead of sending it (both SDKs)')
     args = parser.parse_args()
     sink = Sink()
     try:
-        variants = setup(sink)
+        variants = setup(sink, args.drop)
+        if args.drop:
+            print('emission replaced by serialize-and-drop')
         measure('Test client, sync view', {name: wsgi_runner(mw) for name, mw in variants.items()},
                 args.requests, args.rounds)
         measure('ASGIHandler, async view', {name: asgi_runner(mw) for name, mw in variants.items()},
