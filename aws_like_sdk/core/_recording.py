@@ -115,6 +115,9 @@ def _new_subsegment(name: str, namespace: str, segment) -> Subsegment:
     subsegment.parent_segment = segment
     subsegment.trace_id = segment.trace_id
     subsegment.namespace = namespace
+    subsegment.in_progress = True
+    subsegment._subs = subsegment._sql = None
+    subsegment._has_blocks = subsegment.error = subsegment.fault = subsegment.throttle = False
     return subsegment
 
 
@@ -190,6 +193,9 @@ def capture_sync(recorder, wrapped: Callable, name: str, namespace: str) -> Call
         subsegment.parent_segment = segment
         subsegment.trace_id = segment.trace_id
         subsegment.namespace = namespace
+        subsegment.in_progress = True
+        subsegment._subs = subsegment._sql = None
+        subsegment._has_blocks = subsegment.error = subsegment.fault = subsegment.throttle = False
         subsegment.parent_id = parent.id
         children = parent._subs
         if children is None:
