@@ -125,7 +125,9 @@ def test_prefork_workers_trace_while_parent_threads_held_every_lock(udp_sink, sa
         with recorder.in_segment('parent-warmup'):
             pass
         wait_until(lambda: sampler.cache.last_updated is not None)
+        assert recorder.emitter.flush(10)  # a background sender opens the socket on its thread
         parent_socket = recorder.emitter._socket
+        assert parent_socket is not None
         parent_client_id = sampler.connector.client_id
 
         locks = sdk_locks(recorder, sampler) + [context_module._detached_lock, _patching._logged_lock,
@@ -190,6 +192,7 @@ def test_prefork_workers_trace_while_parent_threads_held_every_lock(udp_sink, sa
         # The parent keeps working after the fork, with its own socket.
         with recorder.in_segment('parent-after-fork'):
             pass
+        assert recorder.emitter.flush(10)
         assert recorder.emitter._socket is parent_socket
     finally:
         for pid in children_left:
