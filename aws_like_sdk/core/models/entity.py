@@ -5,6 +5,7 @@ import os
 import time
 from typing import Any, Dict, Optional
 
+from ..emitters.encoding import encode_document
 from ..exceptions.exceptions import AlreadyEndedException
 from ..utils.conversion import metadata_to_dict
 from ..utils.ids import entity_id as _entity_id
@@ -284,7 +285,6 @@ class Entity:
     # -- serialisation ---------------------------------------------------------------------------
     def serialize(self) -> str:
         """Return the entity as compact JSON."""
-        from ..emitters.encoding import encode_document
         return encode_document(self.to_dict()).decode('utf-8')
 
     def to_dict(self) -> Dict[str, Any]:

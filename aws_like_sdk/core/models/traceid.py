@@ -1,7 +1,7 @@
 """Trace id generation: ``1-<epoch seconds hex>-<24 random hex>``."""
 import time
 
-from ..utils.ids import random_hex
+from ..utils.ids import trace_random
 
 
 class TraceId:
@@ -12,7 +12,7 @@ class TraceId:
 
     def __init__(self) -> None:
         self.start_time = int(time.time())
-        self.__number = random_hex(12)
+        self.__number = trace_random()
 
     def to_id(self) -> str:
         """Return the trace id string."""
@@ -21,4 +21,4 @@ class TraceId:
 
 def new_trace_id() -> str:
     """Fast path used by the recorder: the same format as ``TraceId().to_id()``."""
-    return '1-%08x-%s' % (int(time.time()), random_hex(12))
+    return '1-%08x-%s' % (int(time.time()), trace_random())
