@@ -71,6 +71,13 @@ class Drain:
         self.proc.wait(5)
 
 
+def _flush_ours():
+    from aws_like_sdk.core import xray_recorder
+    flush = getattr(xray_recorder.emitter, 'flush', None)
+    if flush is not None:
+        flush(10)
+
+
 def per_request_us(app):
     wsgi = app.wsgi_app
     for _ in range(200):  # warm-up
@@ -86,6 +93,7 @@ def per_request_us(app):
             body = wsgi(env, start_response)
             b''.join(body)
             body.close()
+        _flush_ours()  # work our background sender still has queued counts for this round
         samples.append((time.perf_counter() - start) / N * 1e6)
     return min(samples), statistics.median(samples)
 
