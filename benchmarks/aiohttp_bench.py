@@ -22,29 +22,13 @@ import sys
 import time
 from typing import Dict, List, Optional
 
+from _emitters import DropEmitter  # noqa: E402 - benchmarks/ is the script directory
+
 VARIANTS = ('plain', 'aws_like_sdk', 'aws_xray_sdk')
 REQUEST = b'GET /items/42?q=1 HTTP/1.1\r\nHost: bench.local\r\nUser-Agent: bench\r\n\r\n'
 
 
 # -- server side (runs in a child process) -----------------------------------------------------------
-class DropEmitter:
-    """Serializes each finished entity and drops it: isolates the recording cost from the UDP send."""
-
-    def send_entity(self, entity):
-        entity.serialize()
-
-    def set_daemon_address(self, address):
-        pass
-
-    @property
-    def ip(self):
-        return '127.0.0.1'
-
-    @property
-    def port(self):
-        return 2000
-
-
 def _middlewares(variant: str, daemon_address: str, drop: bool) -> list:
     if variant == 'aws_like_sdk':
         from aws_like_sdk.core import xray_recorder

@@ -16,6 +16,8 @@ import time
 
 from flask import Flask
 
+from _emitters import DropEmitter, flush_ours  # noqa: E402 - benchmarks/ is the script directory
+
 N = int(sys.argv[1]) if len(sys.argv) > 1 else 5000
 ROUNDS = 7
 
@@ -71,13 +73,6 @@ class Drain:
         self.proc.wait(5)
 
 
-def _flush_ours():
-    from aws_like_sdk.core import xray_recorder
-    flush = getattr(xray_recorder.emitter, 'flush', None)
-    if flush is not None:
-        flush(10)
-
-
 def per_request_us(app):
     wsgi = app.wsgi_app
     for _ in range(200):  # warm-up
@@ -93,27 +88,9 @@ def per_request_us(app):
             body = wsgi(env, start_response)
             b''.join(body)
             body.close()
-        _flush_ours()  # work our background sender still has queued counts for this round
+        flush_ours()  # work our background sender still has queued counts for this round
         samples.append((time.perf_counter() - start) / N * 1e6)
     return min(samples), statistics.median(samples)
-
-
-class NullEmitter:
-    """Accepts finished segments and drops them: isolates recording cost from the UDP send."""
-
-    def send_entity(self, entity):
-        entity.serialize()
-
-    def set_daemon_address(self, address):
-        pass
-
-    @property
-    def ip(self):
-        return '127.0.0.1'
-
-    @property
-    def port(self):
-        return 2000
 
 
 def build_variants(drain, emit):
@@ -121,7 +98,7 @@ def build_variants(drain, emit):
     from aws_like_sdk.ext.flask.middleware import XRayMiddleware as OurMiddleware
     ours.configure(service='bench', sampling=False, daemon_address=drain.address)
     if not emit:
-        ours.configure(emitter=NullEmitter())
+        ours.configure(emitter=DropEmitter())
     ours_app = make_app('ours-%s' % emit)
     OurMiddleware(ours_app, ours)
     variants = [('bare Flask', make_app('bare-%s' % emit)), ('aws_like_sdk', ours_app)]
@@ -134,7 +111,7 @@ def build_variants(drain, emit):
     logging.getLogger('aws_xray_sdk').setLevel(logging.ERROR)
     theirs.configure(service='bench', sampling=False, daemon_address=drain.address, context_missing='LOG_ERROR')
     if not emit:
-        theirs.configure(emitter=NullEmitter())
+        theirs.configure(emitter=DropEmitter())
     upstream_app = make_app('upstream-%s' % emit)
     TheirMiddleware(upstream_app, theirs)
     variants.append(('aws-xray-sdk', upstream_app))
