@@ -242,3 +242,30 @@ def test_pending_documents_are_sent_at_interpreter_exit(udp_sink):
     result = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0 and result.stderr == '', result.stderr
     assert len(udp_sink.wait_for(200)) == 200
+
+
+def test_flush_sends_at_once_instead_of_waiting_for_the_batch_linger(monkeypatch, udp_sink):
+    from aws_like_sdk.core.emitters import udp_emitter
+    # A linger far longer than the flush timeout: flush can only succeed if the sender skips it.
+    monkeypatch.setattr(udp_emitter, '_SENDER_LINGER', 60.0)
+    emitter = UDPEmitter(udp_sink.address, background=True)
+    segment = Segment('first')
+    segment.close()
+    emitter.send_entity(segment)
+    assert emitter.flush(timeout=5)
+    wait_until = threading.Event()
+    wait_until.wait(0.05)  # let the sender go idle, so the next datagram has to wake it up
+    emitter.send_entity(segment)
+    assert emitter.flush(timeout=5)
+    assert emitter.sent == 2 and len(udp_sink.wait_for(2)) == 2
+
+
+def test_metadata_with_non_string_keys_is_encoded_by_the_fast_path():
+    segment = Segment('keys')
+    segment.put_metadata('by_id', {1: 'one', None: 'none', 2.5: 'x'})
+    segment.set_aws({'ecs': {1: 'container-one'}})  # blocks set directly are not converted first
+    segment.close()
+    (payload,) = to_datagrams(segment.to_dict())
+    doc = json.loads(payload.split(b'\n', 1)[1])
+    assert doc['metadata']['default']['by_id'] == {'1': 'one', 'None': 'none', '2.5': 'x'}
+    assert doc['aws'] == {'ecs': {'1': 'container-one'}}

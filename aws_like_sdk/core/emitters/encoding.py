@@ -17,6 +17,7 @@ log = logging.getLogger(__name__)
 PROTOCOL_HEADER = '{"format":"json","version":1}'
 PROTOCOL_DELIMITER = '\n'
 HEADER_BYTES = (PROTOCOL_HEADER + PROTOCOL_DELIMITER).encode('ascii')
+_HEADER_LENGTH = len(HEADER_BYTES)
 # The IPv4 UDP payload limit is 65,507 bytes and the X-Ray service accepts 64 KB per document;
 # staying under 60 KiB leaves headroom for both.
 MAX_DATAGRAM_BYTES = 60 * 1024
@@ -48,9 +49,14 @@ def _encode_stdlib(doc: Any) -> bytes:
 
 if _orjson is not None:
     _ORJSON_OPTIONS = _orjson.OPT_NON_STR_KEYS
+    _orjson_dumps = _orjson.dumps
 
     def _encode_fast(doc: Any) -> bytes:
-        return _orjson.dumps(doc, default=str, option=_ORJSON_OPTIONS)
+        try:
+            return _orjson_dumps(doc, default=str)
+        except TypeError:
+            # Only metadata can hold non-str keys; the option that allows them slows every call.
+            return _orjson_dumps(doc, default=str, option=_ORJSON_OPTIONS)
 else:
     _encode_fast = _encode_stdlib
 
@@ -136,8 +142,11 @@ def _split(doc: Dict[str, Any], limit: int, out: List[bytes]) -> None:
 
 def to_datagrams(doc: Dict[str, Any], limit: int = MAX_DATAGRAM_BYTES) -> List[bytes]:
     """Return one or more ``header\\nbody`` payloads, each at most ``limit`` bytes, covering ``doc``."""
-    data = encode_document(doc)
-    if len(data) + len(HEADER_BYTES) <= limit:
+    try:
+        data = _encode_fast(doc)
+    except Exception:  # noqa: BLE001 - the defensive path copes with anything
+        data = encode_document(doc)
+    if len(data) + _HEADER_LENGTH <= limit:
         return [HEADER_BYTES + data]
     out: List[bytes] = []
     _split(doc, limit, out)

@@ -47,13 +47,22 @@ def _reset_locks_in_child() -> None:
         emitter._socket = None
         emitter._batch_sender = None
         emitter._queue.clear()
-        emitter._wakeup = threading.Event()
+        emitter._wakeup = _idle_lock()
         emitter._thread = None
         emitter._sleeping = False
         emitter._busy = False
+        emitter._flushing = []
 
 
 _exit_hook_registered = False
+
+
+def _idle_lock() -> threading.Lock:
+    # The idle sender waits on this lock; a producer releases it to wake the sender. A bare lock
+    # is one C call on the request path, where an Event would run a Python-level Condition.
+    lock = threading.Lock()
+    lock.acquire()
+    return lock
 
 
 def _background_by_default() -> bool:
@@ -111,10 +120,13 @@ class UDPEmitter:
         self._background = background
         self._max_queue = max_queue
         self._queue: 'collections.deque' = collections.deque()
-        self._wakeup = threading.Event()
+        self._wakeup = _idle_lock()
         self._thread: Optional[threading.Thread] = None
         self._sleeping = False
         self._busy = False
+        # Set while flush() waits: the sender then sends at once instead of lingering for a batch.
+        # (A list: append and pop are atomic, so concurrent flushes need no lock to count themselves.)
+        self._flushing: list = []
         self._lock = threading.Lock()
         _emitters.add(self)
         self._socket: Optional[socket.socket] = None
@@ -165,21 +177,31 @@ class UDPEmitter:
         if self._thread is None:
             self._start_sender()
         elif self._sleeping:
-            self._wakeup.set()
+            self._wake_sender()
+
+    def _wake_sender(self) -> None:
+        try:
+            self._wakeup.release()
+        except RuntimeError:
+            pass  # already released by another producer: the sender is waking up
 
     def flush(self, timeout: float = 2.0) -> bool:
         """Wait until every queued datagram has been sent (or dropped); False on timeout."""
         deadline = time.monotonic() + timeout
-        while self._queue or self._busy:
-            if self._thread is None or not self._thread.is_alive():
-                # No sender (e.g. stopped at shutdown): send what is left from here.
-                self._drain()
-                break
-            if time.monotonic() >= deadline:
-                return False
-            self._wakeup.set()
-            time.sleep(0.0005)
-        return True
+        self._flushing.append(None)
+        try:
+            while self._queue or self._busy:
+                if self._thread is None or not self._thread.is_alive():
+                    # No sender (e.g. stopped at shutdown): send what is left from here.
+                    self._drain()
+                    break
+                if time.monotonic() >= deadline:
+                    return False
+                self._wake_sender()
+                time.sleep(0.0002)
+            return True
+        finally:
+            self._flushing.pop()
 
     def _start_sender(self) -> None:
         global _exit_hook_registered
@@ -194,14 +216,9 @@ class UDPEmitter:
         thread.start()
 
     def _take_batch(self) -> list:
-        queue = self._queue
-        batch = []
-        try:
-            while len(batch) < multisend.MAX_BATCH:
-                batch.append(queue.popleft())
-        except IndexError:
-            pass
-        return batch
+        # Only this thread takes from the queue, so at least len(queue) items are there to pop.
+        popleft = self._queue.popleft
+        return [popleft() for _ in range(min(len(self._queue), multisend.MAX_BATCH))]
 
     def _sender_loop(self) -> None:
         queue = self._queue
@@ -215,10 +232,9 @@ class UDPEmitter:
                 self._sleeping = True
                 woken = False
                 if not queue:
-                    woken = self._wakeup.wait(_SENDER_IDLE_WAIT)
-                    self._wakeup.clear()
+                    woken = self._wakeup.acquire(timeout=_SENDER_IDLE_WAIT)
                 self._sleeping = False
-                if woken:
+                if woken and not self._flushing:
                     time.sleep(_SENDER_LINGER)
                 continue
             try:
@@ -251,12 +267,14 @@ class UDPEmitter:
             self._note_recovery()
 
     def _drain(self) -> None:
+        # Called by flush() when there is no sender thread; several threads may drain at once.
+        popleft = self._queue.popleft
         while True:
-            batch = self._take_batch()
-            if not batch:
+            try:
+                payload = popleft()
+            except IndexError:
                 return
-            for payload in batch:
-                self._send_data(payload)
+            self._send_data(payload)
 
     def set_daemon_address(self, address: Optional[str]) -> None:
         """Point the emitter at ``address`` (the environment variable still wins).
