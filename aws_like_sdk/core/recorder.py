@@ -207,14 +207,17 @@ class AWSXRayRecorder:
         else:
             decision = True
         if decision:
-            segment = Segment(seg_name, traceid=traceid, parent_id=parent_id)
-            # _populate_runtime_context, inlined: this runs for every traced request.
+            segment = Segment(seg_name, None, traceid, parent_id)
+            # _populate_runtime_context, inlined: this runs for every traced request. The aws and
+            # service blocks are shared until a segment changes its own (copy on first access).
             if self._origin:
                 segment.origin = self._origin
-            segment._aws = _copy_aws_metadata(self._aws_metadata)
+            segment._aws = self._aws_metadata
+            segment._aws_shared = True
             segment._has_blocks = True
-            segment.service = SERVICE_INFO.copy()
-            if isinstance(decision, str):
+            segment._service = SERVICE_INFO
+            segment._service_shared = True
+            if decision.__class__ is str:
                 segment.set_rule_name(decision)
         else:
             segment = DummySegment(seg_name)
@@ -245,11 +248,19 @@ class AWSXRayRecorder:
 
     def end_segment_by_handle(self, segment, end_time: Optional[float] = None) -> None:
         """Close ``segment`` itself (not whatever is current); used by middlewares that keep a handle."""
-        if not global_sdk_config.sdk_enabled() or not segment.in_progress:
+        if not segment.in_progress or not global_sdk_config.sdk_enabled():
             return
-        segment.close(end_time)
-        if segment.ready_to_send():
-            self._send_segment(segment)
+        if segment.__class__ is Segment:
+            # Entity.close and ready_to_send, inlined for the plain segment of every request.
+            segment.end_time = end_time if end_time is not None else time.time()
+            segment.in_progress = False
+            if segment._open:
+                return
+        else:
+            segment.close(end_time)
+            if not segment.ready_to_send():
+                return
+        self._send_segment(segment)
 
     def current_segment(self) -> Optional[Segment]:
         """Return the segment owning the current entity (or apply the context-missing strategy)."""

@@ -228,38 +228,46 @@ def begin_request(recorder: Any, request: IncomingRequest, urls_as_annotation: b
         raw_header = request.trace_header
         if raw_header:
             trace_header = parse_trace_header(raw_header)
-            root, parent, decision = trace_header.root, trace_header.parent, trace_header.sampled
+            decision = trace_header.sampled
         else:
             trace_header = TraceHeader()
-            root = parent = decision = None
-        host = request.host or None
+            decision = None
         name = request.name
         if not name:
             dynamic_naming = recorder.dynamic_naming
-            name = dynamic_naming.get_name(_host_without_port(host)) if dynamic_naming else recorder.service
-        in_lambda = isinstance(recorder.context, LambdaContext)
-        if in_lambda:
-            entity = recorder.begin_subsegment(name or 'request')
-        else:
-            if decision is None or decision == '?':
-                # The sampling request is built only when a rule has to decide.
-                decision = 1 if not recorder.sampling else calculate_sampling_decision(
-                    trace_header, recorder,
-                    {'host': host, 'method': request.method, 'path': request.path, 'service': name})
-            entity = recorder.begin_segment(name=name, traceid=root, parent_id=parent, sampling=decision)
+            name = dynamic_naming.get_name(_host_without_port(request.host or None)) if dynamic_naming \
+                else recorder.service
+        if isinstance(recorder.context, LambdaContext):
+            return _begin_lambda_subsegment(recorder, request, name, trace_header, urls_as_annotation)
+        if decision is None or decision == '?':
+            # The sampling request is built only when a rule has to decide.
+            decision = 1 if not recorder.sampling else calculate_sampling_decision(
+                trace_header, recorder,
+                {'host': request.host or None, 'method': request.method, 'path': request.path, 'service': name})
+        # Positional: keyword arguments cost more than the call itself here.
+        entity = recorder.begin_segment(name, trace_header.root, trace_header.parent, decision)
         if entity is None:
-            return RequestTrace(recorder, None, trace_header, in_lambda, False)
-        if not in_lambda:
-            entity.save_origin_trace_header(trace_header)
-        handle = RequestTrace(recorder, entity, trace_header, in_lambda, urls_as_annotation)
+            return RequestTrace(recorder, None, trace_header, False, False)
+        entity._origin_trace_header = trace_header  # save_origin_trace_header, once per request
+        handle = RequestTrace(recorder, entity, trace_header, False, urls_as_annotation)
         if entity.sampled:
             _record_request(entity, request, urls_as_annotation)
-            if request.route:
-                handle.set_route(request.route)
         return handle
     except Exception:  # noqa: BLE001 - tracing must never break the request
         log_once('_http.begin', 'Could not begin the request segment; the request proceeds untraced.')
         return RequestTrace(recorder, None, trace_header or TraceHeader(), False, False)
+
+
+def _begin_lambda_subsegment(recorder: Any, request: IncomingRequest, name: Optional[str],
+                             trace_header: TraceHeader, urls_as_annotation: bool) -> RequestTrace:
+    # In Lambda the function's facade segment is the root; the request is a subsegment of it.
+    entity = recorder.begin_subsegment(name or 'request')
+    if entity is None:
+        return RequestTrace(recorder, None, trace_header, True, False)
+    handle = RequestTrace(recorder, entity, trace_header, True, urls_as_annotation)
+    if entity.sampled:
+        _record_request(entity, request, urls_as_annotation)
+    return handle
 
 
 def _record_request(entity: Any, request: IncomingRequest, urls_as_annotation: bool) -> None:
@@ -279,7 +287,17 @@ def _record_request(entity: Any, request: IncomingRequest, urls_as_annotation: b
         fields[http.CLIENT_IP] = request.client_ip
     # The segment was just created and these keys are all valid request keys: write the block at
     # once instead of validating field by field through put_http_meta.
-    entity.http['request'] = fields
+    route = request.route
+    if entity._http is None:
+        entity._http = {'request': fields}
+        entity._has_blocks = True
+        if route:
+            # What put_annotation would store: the key is valid and the value a str.
+            entity.annotations[ROUTE_ANNOTATION] = route if route.__class__ is str else str(route)
+    else:
+        entity.http['request'] = fields
+        if route:
+            entity.put_annotation(ROUTE_ANNOTATION, route if route.__class__ is str else str(route))
     if urls_as_annotation:
         for key, value in fields.items():
             entity.put_annotation(key, value)

@@ -473,3 +473,23 @@ def test_subsegments_begun_inline_are_built_like_the_constructor_builds_them(rec
             assert type(subsegment) is Subsegment
             assert list(vars(subsegment))[:len(vars(reference))] == list(vars(reference))
         recorder.end_subsegment()
+
+
+def test_segments_share_the_runtime_blocks_until_one_changes_its_own(recorder, udp_sink):
+    first = recorder.begin_segment('first')
+    first.aws['xray']['sampling_rule_name'] = 'mine'
+    first.service['version'] = '2.0'
+    recorder.end_segment()
+    second = recorder.begin_segment('second', sampling='rule-b')
+    recorder.end_segment()
+    third = recorder.begin_segment('third')
+    recorder.end_segment()
+    docs = {doc['name']: doc for doc in udp_sink.wait_for(3)}
+    assert docs['first']['aws']['xray']['sampling_rule_name'] == 'mine'
+    assert docs['first']['service']['version'] == '2.0'
+    assert docs['second']['aws']['xray']['sampling_rule_name'] == 'rule-b'
+    assert 'version' not in docs['second']['service']
+    assert 'sampling_rule_name' not in docs['third']['aws']['xray']
+    assert 'version' not in docs['third']['service']
+    assert docs['third']['aws']['xray']['sdk'] == 'aws_like_sdk for Python'
+    assert second.service is not third.service and third.aws is not second.aws

@@ -64,6 +64,8 @@ class Entity:
     _annotations: Optional[Dict[str, Any]] = None
     _metadata: Optional[Dict[str, Dict[str, Any]]] = None
     _aws: Optional[Dict[str, Any]] = None
+    # True while ``_aws`` is a dict shared with other entities (see the ``aws`` property).
+    _aws_shared = False
     _cause: Any = None
     _has_blocks = False
     # Child list, created with the first child (most subsegments are leaves).
@@ -126,14 +128,20 @@ class Entity:
 
     @property
     def aws(self) -> Dict[str, Any]:
-        if self._aws is None:
-            self._aws = {}
+        value = self._aws
+        if value is None:
+            value = self._aws = {}
             self._has_blocks = True
-        return self._aws
+        elif self._aws_shared:
+            # The recorder's block, shared by every segment until one is about to change it.
+            value = self._aws = {key: dict(item) if isinstance(item, dict) else item for key, item in value.items()}
+            self._aws_shared = False
+        return value
 
     @aws.setter
     def aws(self, value: Dict[str, Any]) -> None:
         self._aws = value
+        self._aws_shared = False
         self._has_blocks = True
 
     @property

@@ -35,8 +35,11 @@ class Segment(Entity):
     """A segment. Counts open subsegments so it is emitted only once the whole tree is closed."""
 
     user: Optional[str] = None
-    service: Optional[Dict[str, Any]] = None
     origin: Optional[str] = None
+    # The ``service`` block. The recorder hands every segment the same runtime-description dict and
+    # marks it shared; it is copied the first time anyone reads or replaces it through ``service``.
+    _service: Optional[Dict[str, Any]] = None
+    _service_shared = False
 
     def __init__(self, name: str, entityid: Optional[str] = None, traceid: Optional[str] = None,
                  parent_id: Optional[str] = None, sampled: bool = True) -> None:
@@ -52,7 +55,7 @@ class Segment(Entity):
         self.sampled = sampled
         self.in_progress = True
         self._has_blocks = self.error = self.fault = self.throttle = False
-        self.user = self.service = self.origin = None
+        self.user = self.origin = self._service = None
         self._subs = []
         # Counters kept as lists: append and pop are atomic, so the per-subsegment bookkeeping needs
         # no lock. One item per subsegment open (``_open``) or attached (``_attached``) in the tree.
@@ -60,6 +63,19 @@ class Segment(Entity):
         self._attached: list = []
         # One token, popped by whoever emits the segment (list.pop is atomic: exactly one winner).
         self._emission_token: list = [None]
+
+    @property
+    def service(self) -> Optional[Dict[str, Any]]:
+        value = self._service
+        if self._service_shared:
+            value = self._service = dict(value) if value is not None else None
+            self._service_shared = False
+        return value
+
+    @service.setter
+    def service(self, value: Optional[Dict[str, Any]]) -> None:
+        self._service = value
+        self._service_shared = False
 
     @property
     def _open_count(self) -> int:
@@ -142,12 +158,29 @@ class Segment(Entity):
         return True
 
     def to_dict(self) -> Dict[str, Any]:
-        doc = super().to_dict()
-        doc['trace_id'] = self.trace_id
+        # Entity.to_dict plus the segment fields, in one function: this runs once per request.
+        doc: Dict[str, Any] = {'id': self.id, 'name': self.name, 'start_time': self.start_time,
+                               'trace_id': self.trace_id}
+        if self.parent_id:
+            doc['parent_id'] = self.parent_id
+        doc['in_progress'] = self.in_progress
+        if self.end_time is not None:
+            doc['end_time'] = self.end_time
+        if self._has_blocks:
+            self._add_blocks(doc)
+        if self._subs:
+            doc['subsegments'] = [sub.to_dict() for sub in self._subs]
+        if self.error:
+            doc['error'] = True
+        if self.fault:
+            doc['fault'] = True
+        if self.throttle:
+            doc['throttle'] = True
         if self.user:
             doc['user'] = self.user
-        if self.service:
-            doc['service'] = self.service
+        service = self._service
+        if service:
+            doc['service'] = service
         if self.origin:
             doc['origin'] = self.origin
         return doc

@@ -35,8 +35,14 @@ class TraceHeader:
                  data: Optional[Dict[str, str]] = None) -> None:
         self._root = root
         self._parent = parent
-        self._sampled = None if sampled is None else _normalize_sampled(sampled)
-        self._data = dict(data) if data else {}
+        if sampled is None:
+            self._sampled = None
+        elif sampled.__class__ is str:
+            self._sampled = _SAMPLED_STRINGS.get(sampled)
+        else:
+            self._sampled = _normalize_sampled(sampled)
+        # Created on first use: most headers carry no extra fields.
+        self._data = dict(data) if data else None
 
     @classmethod
     def from_header_str(cls, header: Optional[str]) -> 'TraceHeader':
@@ -99,7 +105,7 @@ class TraceHeader:
             parts.append('Parent=' + self._parent)
         if self._sampled is not None:
             parts.append('Sampled=%s' % self._sampled)
-        for key, value in self._data.items():
+        for key, value in (self._data or {}).items():
             parts.append('%s=%s' % (key, value))
         return HEADER_DELIMITER.join(parts)
 
@@ -117,7 +123,10 @@ class TraceHeader:
 
     @property
     def data(self) -> Dict[str, str]:
-        return self._data
+        data = self._data
+        if data is None:
+            data = self._data = {}
+        return data
 
     def __repr__(self) -> str:
         return 'TraceHeader(%r)' % self.to_header_str()
