@@ -415,7 +415,12 @@ class AWSXRayRecorder:
             segment = self.current_segment()
             if segment is None:
                 return
-        if not segment.claim_emission():
+        if segment.__class__ is Segment:
+            try:
+                segment._emission_token.pop()  # Segment.claim_emission, inlined
+            except IndexError:
+                return
+        elif not segment.claim_emission():
             # Already sent: a late subsegment ended after its segment; its own context stays intact.
             return
         if segment.sampled:

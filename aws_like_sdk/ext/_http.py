@@ -156,7 +156,31 @@ class RequestTrace:
         # An unsampled (dummy) entity records nothing: skip straight to ending it.
         if entity.sampled and entity.in_progress:
             try:
-                self._record_outcome(entity, status, content_length, exception, stack, route)
+                if exception is None and status.__class__ is int and not self.annotate_urls:
+                    # The usual outcome, written as put_http_meta and apply_status_code would.
+                    if status >= 400:
+                        if status >= 500:
+                            entity.fault = True
+                        elif status == 429:
+                            entity.throttle = entity.error = True
+                        else:
+                            entity.error = True
+                    block = entity._http
+                    if block is None:
+                        block = entity.http
+                    response = block.get('response')
+                    if response is None:
+                        response = block['response'] = {}
+                    response[http.STATUS] = status
+                    if content_length is not None:
+                        length = content_length if content_length.__class__ is int else _as_length(content_length)
+                        if length is not None:
+                            response[http.CONTENT_LENGTH] = length
+                    if route:
+                        # What put_annotation would store: the key is valid and the value a str.
+                        entity.annotations[ROUTE_ANNOTATION] = route if route.__class__ is str else str(route)
+                else:
+                    self._record_outcome(entity, status, content_length, exception, stack, route)
             except Exception:  # noqa: BLE001
                 log_once('_http.finish', 'Recording the response on the request segment failed.')
         try:
@@ -175,12 +199,7 @@ class RequestTrace:
             entity.add_exception(exception, stack)
             if status is None:
                 status = 500
-        length = None
-        if content_length is not None and content_length != '':
-            try:
-                length = int(content_length)
-            except (TypeError, ValueError):
-                length = None
+        length = _as_length(content_length)
         if self.annotate_urls or (status is not None and status.__class__ is not int):
             # Unusual values and URL annotations go through the validating entity API.
             if status is not None:
@@ -207,6 +226,16 @@ class RequestTrace:
                 response[http.CONTENT_LENGTH] = length
         if route:
             self.set_route(route)
+
+
+def _as_length(content_length: Any) -> Optional[int]:
+    """A ``Content-Length`` as the int the ``http`` block records; None when absent or not a number."""
+    if content_length is None or content_length == '':
+        return None
+    try:
+        return int(content_length)
+    except (TypeError, ValueError):
+        return None
 
 
 def _host_without_port(host: Optional[str]) -> Optional[str]:

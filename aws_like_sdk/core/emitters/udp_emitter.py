@@ -227,15 +227,16 @@ class UDPEmitter:
             batch = self._take_batch()
             if not batch:
                 self._busy = False
+                # A whole linger passed without a datagram: sleep until a producer wakes us.
                 # Announce the sleep, then look once more: a producer that appended before seeing
-                # the flag is caught by this check, one that appended after it sets the event.
+                # the flag is caught by this check, one that appended after it releases the lock.
                 self._sleeping = True
                 woken = False
                 if not queue:
                     woken = self._wakeup.acquire(timeout=_SENDER_IDLE_WAIT)
                 self._sleeping = False
                 if woken and not self._flushing:
-                    time.sleep(_SENDER_LINGER)
+                    self._linger()
                 continue
             try:
                 self._send_batch(batch)
@@ -244,6 +245,15 @@ class UDPEmitter:
                 self.dropped += len(batch)
             finally:
                 self._busy = False
+            if len(batch) < multisend.MAX_BATCH and not self._flushing:
+                # While traffic lasts the sender paces itself, one batch per linger, so producers
+                # never have to wake it (a wake-up costs the request thread a system call and the
+                # machine two context switches).
+                self._linger()
+
+    def _linger(self) -> None:
+        # Let datagrams gather for one batch; flush() cuts the wait short by releasing the lock.
+        self._wakeup.acquire(timeout=_SENDER_LINGER)
 
     def _send_batch(self, batch: list) -> None:
         try:

@@ -84,10 +84,18 @@ def _forget(request: HttpRequest) -> Optional[BaseException]:
     return attributes.pop(_EXCEPTION_ATTR, None)
 
 
-def _route(request: HttpRequest) -> Optional[str]:
-    match = getattr(request, 'resolver_match', None)
-    route = getattr(match, 'route', None)
-    return route or None
+_XRAY_HEADER_KEY = http.XRAY_HEADER.lower()
+
+
+def _header_store(response: HttpResponseBase) -> Optional[dict]:
+    """The dict behind ``response.headers`` (lower-case name -> (name, value)), when it is one.
+
+    Django's header mapping goes through ``Mapping.get`` (a raised and caught KeyError for a missing
+    header) and re-validates values on every write; reading and writing its store directly is a
+    tenth of that. Any other shape of ``headers`` takes the public API.
+    """
+    store = getattr(response.headers, '_store', None)
+    return store if store.__class__ is dict else None
 
 
 class XRayMiddleware:
@@ -188,13 +196,22 @@ class XRayMiddleware:
                 exception = None
             is_django_response = isinstance(response, HttpResponseBase)
             header = trace.response_header()
+            store = _header_store(response) if is_django_response else None
             if header is not None and is_django_response:
-                response.headers[http.XRAY_HEADER] = header
-            route = _route(request)
+                if store is not None:
+                    # What ResponseHeaders.__setitem__ stores; the value is our own ASCII id string.
+                    store[_XRAY_HEADER_KEY] = (http.XRAY_HEADER, header)
+                else:
+                    response.headers[http.XRAY_HEADER] = header
+            match = getattr(request, 'resolver_match', None)
+            route = getattr(match, 'route', None) or None
             if getattr(response, 'streaming', False):
                 if self._finish_after_streaming(trace, response, status, exception, route):
                     return response
                 content_length = response.get('Content-Length')
+            elif store is not None:
+                entry = store.get('content-length')
+                content_length = entry[1] if entry is not None else len(response.content)
             elif is_django_response:
                 content_length = response.headers.get('Content-Length')
                 if content_length is None:

@@ -360,3 +360,18 @@ def test_forwarded_host_is_used_when_django_trusts_it(client, udp_sink):
 def test_https_scheme(client, udp_sink):
     client.get('/', secure=True)
     assert only_segment(udp_sink)['http']['request']['url'] == 'https://testserver/'
+
+
+@pytest.mark.parametrize('direct_store', [True, False])
+def test_response_headers_are_read_and_written_alike_with_or_without_the_header_store(
+        client, udp_sink, monkeypatch, direct_store):
+    from aws_like_sdk.ext.django import middleware
+    if not direct_store:
+        # A response whose headers are not Django's dict-backed mapping takes the public API.
+        monkeypatch.setattr(middleware, '_header_store', lambda response: None)
+    response = client.get('/')
+    segment = only_segment(udp_sink)
+    assert segment['http']['response'] == {'status': 200, 'content_length': 5}
+    assert response['X-Amzn-Trace-Id'] == 'Root=%s' % segment['trace_id']
+    assert response.has_header('x-amzn-trace-id')
+    assert [key for key in response.headers if key.lower() == 'x-amzn-trace-id'] == ['X-Amzn-Trace-Id']
