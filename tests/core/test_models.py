@@ -345,3 +345,13 @@ def test_a_segment_is_claimed_for_emission_exactly_once_across_threads():
     for thread in threads:
         thread.join(10)
     assert sorted(wins) == [False] * 7 + [True]
+
+
+def test_trace_ids_carry_the_second_they_were_begun_in():
+    from aws_like_sdk.core.utils.ids import trace_id_at
+    ids = [trace_id_at(1700000000.2), trace_id_at(1700000000.9), trace_id_at(1700000001.0), trace_id_at(7.5)]
+    assert [tid[:11] for tid in ids] == ['1-6553f100-', '1-6553f100-', '1-6553f101-', '1-00000007-']
+    assert all(re.fullmatch(r'1-[0-9a-f]{8}-[0-9a-f]{24}', tid) for tid in ids)
+    assert len({tid[11:] for tid in ids}) == 4
+    segment = Segment('svc')
+    assert segment.trace_id[2:10] == '%08x' % int(segment.start_time)

@@ -4,7 +4,7 @@ import traceback
 from typing import Any, Dict, Optional
 
 from ..exceptions.exceptions import SegmentNameMissingException
-from ..utils.ids import entity_id as _entity_id, trace_random as _trace_random
+from ..utils.ids import entity_id as _entity_id, trace_id_at as _trace_id_at
 from .entity import Entity, _clean_names, sanitize_name
 
 
@@ -49,7 +49,7 @@ class Segment(Entity):
         self.name = _clean_names.get(name) or sanitize_name(name)
         self.start_time = now = time.time()
         # One clock read serves both the start time and the epoch part of a new trace id.
-        self.trace_id = traceid or '1-%08x-%s' % (int(now), _trace_random())
+        self.trace_id = traceid or _trace_id_at(now)
         # Read for every subsegment or document: instance attributes read faster than class defaults.
         self.parent_id = parent_id
         self.sampled = sampled

@@ -1,7 +1,7 @@
 """Trace id generation: ``1-<epoch seconds hex>-<24 random hex>``."""
 import time
 
-from ..utils.ids import trace_random
+from ..utils.ids import trace_id_at, trace_random
 
 
 class TraceId:
@@ -21,4 +21,4 @@ class TraceId:
 
 def new_trace_id() -> str:
     """Fast path used by the recorder: the same format as ``TraceId().to_id()``."""
-    return '1-%08x-%s' % (int(time.time()), trace_random())
+    return trace_id_at(time.time())

@@ -60,6 +60,24 @@ def trace_random() -> str:
         return trace_random()
 
 
+# (second, '1-<second as 8 hex digits>-'): trace ids begun within one second share their prefix.
+_trace_prefix = (-1, '')
+
+
+def trace_id_at(now: float) -> str:
+    """Return a new trace id, ``1-<epoch seconds of now, 8 hex>-<24 random hex>``."""
+    global _trace_prefix
+    second = int(now)
+    cached = _trace_prefix
+    if cached[0] != second:
+        # A tuple swapped in one assignment: a racing thread sees the old or the new pair, never a mix.
+        cached = _trace_prefix = (second, '1-%08x-' % second)
+    try:
+        return cached[1] + _trace_randoms.popleft()
+    except IndexError:
+        return cached[1] + trace_random()
+
+
 def _discard_block() -> None:
     global _block, _offset, _lock
     _lock = threading.Lock()
