@@ -269,3 +269,25 @@ def test_metadata_with_non_string_keys_is_encoded_by_the_fast_path():
     doc = json.loads(payload.split(b'\n', 1)[1])
     assert doc['metadata']['default']['by_id'] == {'1': 'one', 'None': 'none', '2.5': 'x'}
     assert doc['aws'] == {'ecs': {'1': 'container-one'}}
+
+
+def test_background_batches_stay_within_the_byte_bound_and_keep_order(monkeypatch, udp_sink):
+    sizes = []
+    real_send = multisend.BatchSender.send
+
+    def recording_send(self, payloads):
+        sizes.append(sum(len(payload) for payload in payloads))
+        return real_send(self, payloads)
+
+    monkeypatch.setattr(multisend.BatchSender, 'send', recording_send)
+    emitter = UDPEmitter(udp_sink.address, background=True)
+    for number in range(12):
+        segment = Segment('big-%02d' % number)
+        segment.put_metadata('blob', 'x' * 30000)
+        segment.close()
+        emitter.send_entity(segment)
+    assert emitter.flush(timeout=5)
+    docs = udp_sink.wait_for(12)
+    assert [doc['name'] for doc in docs] == ['big-%02d' % number for number in range(12)]
+    assert sizes and all(size <= multisend.MAX_BATCH_BYTES for size in sizes)
+    assert sum(sizes) > multisend.MAX_BATCH_BYTES  # so the bound really split the queue

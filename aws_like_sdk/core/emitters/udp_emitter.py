@@ -128,6 +128,8 @@ class UDPEmitter:
         # Set while flush() waits: the sender then sends at once instead of lingering for a batch.
         # (A list: append and pop are atomic, so concurrent flushes need no lock to count themselves.)
         self._flushing: list = []
+        # Whether the last batch taken hit a bound (more may be waiting: send again without pausing).
+        self._batch_full = False
         self._lock = threading.Lock()
         _emitters.add(self)
         self._socket: Optional[socket.socket] = None
@@ -218,8 +220,20 @@ class UDPEmitter:
 
     def _take_batch(self) -> list:
         # Only this thread takes from the queue, so at least len(queue) items are there to pop.
-        popleft = self._queue.popleft
-        return [popleft() for _ in range(min(len(self._queue), multisend.MAX_BATCH))]
+        queue = self._queue
+        popleft = queue.popleft
+        batch = [popleft() for _ in range(min(len(queue), multisend.MAX_BATCH))]
+        if len(batch) > 1 and sum(map(len, batch)) > multisend.MAX_BATCH_BYTES:
+            # Large documents: keep what fits the byte bound (at least one), put the rest back in front.
+            total = 0
+            for index, payload in enumerate(batch):
+                total += len(payload)
+                if total > multisend.MAX_BATCH_BYTES and index:
+                    queue.extendleft(reversed(batch[index:]))
+                    self._batch_full = True
+                    return batch[:index]
+        self._batch_full = len(batch) == multisend.MAX_BATCH
+        return batch
 
     def _sender_loop(self) -> None:
         queue = self._queue
@@ -246,7 +260,7 @@ class UDPEmitter:
                 self.dropped += len(batch)
             finally:
                 self._busy = False
-            if len(batch) < multisend.MAX_BATCH and not self._flushing:
+            if not self._batch_full and not self._flushing:
                 # While traffic lasts the sender paces itself, one batch per linger, so producers
                 # never have to wake it (a wake-up costs the request thread a system call and the
                 # machine two context switches).
