@@ -158,24 +158,8 @@ class Segment(Entity):
         return True
 
     def to_dict(self) -> Dict[str, Any]:
-        # Entity.to_dict plus the segment fields, in one function: this runs once per request.
-        doc: Dict[str, Any] = {'id': self.id, 'name': self.name, 'start_time': self.start_time,
-                               'trace_id': self.trace_id}
-        if self.parent_id:
-            doc['parent_id'] = self.parent_id
-        doc['in_progress'] = self.in_progress
-        if self.end_time is not None:
-            doc['end_time'] = self.end_time
-        if self._has_blocks:
-            self._add_blocks(doc)
-        if self._subs:
-            doc['subsegments'] = [sub.to_dict() for sub in self._subs]
-        if self.error:
-            doc['error'] = True
-        if self.fault:
-            doc['fault'] = True
-        if self.throttle:
-            doc['throttle'] = True
+        doc = super().to_dict()
+        doc['trace_id'] = self.trace_id
         if self.user:
             doc['user'] = self.user
         service = self._service
