@@ -8,3 +8,13 @@ if ! command -v chromium >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1; 
 fi
 python -m pip install -q -e '.[test]'
 python -m pytest -q -p no:cacheprovider "$@"
+
+# The Django integration supports 4.2 LTS through the newest release: run its tests against 4.2 as well,
+# in a virtualenv layered on this environment (only Django differs). Skipped when arguments select tests.
+if [ "$#" -eq 0 ]; then
+    venv="${TMPDIR:-/tmp}/aws_like_sdk-django42"
+    [ -x "$venv/bin/python" ] || python -m venv --system-site-packages "$venv"
+    "$venv/bin/python" -m pip install -q 'Django>=4.2,<5.0'
+    "$venv/bin/python" -c 'import django; assert django.VERSION[:2] == (4, 2), django.VERSION; print("Django", django.get_version())'
+    "$venv/bin/python" -m pytest -q -p no:cacheprovider tests/ext/django
+fi
