@@ -91,6 +91,7 @@ class BatchSender:
         self._fd = sock.fileno()
         self._address = ctypes.create_string_buffer(_sockaddr_in(target), 16)
         self._iovecs = (_IOVec * MAX_BATCH)()
+        self._iovec_bytes = memoryview(self._iovecs).cast('B')
         self._messages = (_MMsgHeader * MAX_BATCH)()
         address = ctypes.cast(self._address, ctypes.c_void_p)
         for index in range(MAX_BATCH):
@@ -115,7 +116,9 @@ class BatchSender:
         lengths = list(map(len, payloads))
         starts = itertools.accumulate(lengths[:-1], initial=base)
         fields = array.array(_WORD, itertools.chain.from_iterable(zip(starts, lengths)))
-        ctypes.memmove(self._iovecs, fields.buffer_info()[0], 2 * _WORD_SIZE * count)
+        # A buffer copy, not ctypes.memmove: a foreign call releases the GIL and would have to win
+        # it back from a busy request thread once more per batch.
+        self._iovec_bytes[:2 * _WORD_SIZE * count] = memoryview(fields).cast('B')
         sent = 0
         failures: List[Tuple[int, int]] = []
         start = 0
