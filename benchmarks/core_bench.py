@@ -154,15 +154,16 @@ def main() -> None:
     upstream = build_upstream(receiver.address)
     ours10, ours1000 = make_workloads(ours)
     flush = ours.emitter.flush if hasattr(ours.emitter, 'flush') else None
-    fast_encoder = encoding._encode_fast
+    fast_encoder, orjson_dumps = encoding._encode_fast, encoding._orjson_dumps
 
     def with_encoder(func, encoder):
         def run():
-            encoding._encode_fast = encoder
+            # Both the emitter's direct orjson call and the general encoder switch to ``encoder``.
+            encoding._encode_fast, encoding._orjson_dumps = encoder, None
             try:
                 func()
             finally:
-                encoding._encode_fast = fast_encoder
+                encoding._encode_fast, encoding._orjson_dumps = fast_encoder, orjson_dumps
         return run
 
     small = {'floor (json + sendto)': (make_floor(receiver.address), None)}

@@ -291,3 +291,17 @@ def test_background_batches_stay_within_the_byte_bound_and_keep_order(monkeypatc
     assert [doc['name'] for doc in docs] == ['big-%02d' % number for number in range(12)]
     assert sizes and all(size <= multisend.MAX_BATCH_BYTES for size in sizes)
     assert sum(sizes) > multisend.MAX_BATCH_BYTES  # so the bound really split the queue
+
+
+def test_datagrams_are_the_same_document_with_and_without_orjson(monkeypatch):
+    from aws_like_sdk.core.emitters import encoding
+    segment = Segment('either-encoder')
+    segment.put_metadata('values', {'n': 1.5, 'text': 'é', 'none': None})
+    segment.close()
+    doc = segment.to_dict()
+    (fast,) = to_datagrams(doc)
+    monkeypatch.setattr(encoding, '_orjson_dumps', None)
+    monkeypatch.setattr(encoding, '_encode_fast', encoding._encode_stdlib)
+    (stdlib,) = to_datagrams(doc)
+    assert fast.startswith(encoding.HEADER_BYTES) and stdlib.startswith(encoding.HEADER_BYTES)
+    assert json.loads(fast.split(b'\n', 1)[1]) == json.loads(stdlib.split(b'\n', 1)[1])

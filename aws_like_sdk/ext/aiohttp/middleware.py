@@ -20,6 +20,7 @@ from typing import Any, Awaitable, Callable, Dict, Optional
 
 from aiohttp import hdrs, web
 
+from ... import global_sdk_config
 from ...core import xray_recorder
 from ...core.models import http
 from ...core.suppression import is_suppressed
@@ -51,7 +52,7 @@ async def middleware(request: web.Request, handler: Handler) -> web.StreamRespon
         The handler's response, with the trace header added when it has not been sent yet.
     """
     # With the SDK switched off the application must look exactly as if it were not instrumented.
-    if is_suppressed() or not xray_recorder.enabled:
+    if is_suppressed() or not global_sdk_config.sdk_enabled():
         return await handler(request)
     try:
         incoming = _incoming_request(request)
