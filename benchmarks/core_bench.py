@@ -154,16 +154,15 @@ def main() -> None:
     upstream = build_upstream(receiver.address)
     ours10, ours1000 = make_workloads(ours)
     flush = ours.emitter.flush if hasattr(ours.emitter, 'flush') else None
-    fast_encoder, orjson_dumps = encoding._encode_fast, encoding._orjson_dumps
+    fast_encoder = encoding._encode_fast
 
     def with_encoder(func, encoder):
         def run():
-            # Both the emitter's direct orjson call and the general encoder switch to ``encoder``.
-            encoding._encode_fast, encoding._orjson_dumps = encoder, None
+            encoding._encode_fast = encoder
             try:
                 func()
             finally:
-                encoding._encode_fast, encoding._orjson_dumps = fast_encoder, orjson_dumps
+                encoding._encode_fast = fast_encoder
         return run
 
     small = {'floor (json + sendto)': (make_floor(receiver.address), None)}

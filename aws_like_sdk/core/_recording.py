@@ -7,24 +7,11 @@ import time
 from typing import Any, Callable, Optional
 
 from .. import global_sdk_config
-from .context import _detached
-from .models.entity import _NAME_STRIP_TABLE, _clean_names, sanitize_name
 from .models.segment import Segment
 from .models.subsegment import Subsegment
-from .streaming.default_streaming import DefaultStreaming
-from .utils.ids import _entity_ids
-from .utils.ids import entity_id as _entity_id
 from .utils.stacktrace import get_stacktrace
 
 log = logging.getLogger(__name__)
-
-_new = object.__new__  # see _new_subsegment
-_pop_entity_id = _entity_ids.popleft  # utils.ids.entity_id without the call; the pool is never replaced
-
-
-def _is_clean_name(name: Any) -> bool:
-    return isinstance(name, str) and bool(name) and name.translate(_NAME_STRIP_TABLE) == name
-
 
 _reported: set = set()
 
@@ -103,24 +90,6 @@ async def record_async(recorder, wrapped: Callable, instance: Any, args, kwargs,
                           exception, stack, meta_processor)
 
 
-def _new_subsegment(name: str, namespace: str, segment) -> Subsegment:
-    """``Subsegment(name, namespace, segment)`` for a known-good segment, without the class call.
-
-    Sets exactly what Subsegment.__init__ sets, in the same order (tests compare the two).
-    """
-    subsegment = _new(Subsegment)
-    subsegment.id = _entity_id()
-    subsegment.name = _clean_names.get(name) or sanitize_name(name)
-    subsegment.start_time = time.time()
-    subsegment.parent_segment = segment
-    subsegment.trace_id = segment.trace_id
-    subsegment.namespace = namespace
-    subsegment.in_progress = True
-    subsegment._subs = subsegment._sql = None
-    subsegment._has_blocks = subsegment.error = subsegment.fault = subsegment.throttle = False
-    return subsegment
-
-
 def push_subsegment(var, stack, name: str, namespace: str) -> Optional[Subsegment]:
     """Begin a subsegment under ``stack[-1]`` and push it onto ``var``; the recorder's fast path.
 
@@ -138,7 +107,7 @@ def push_subsegment(var, stack, name: str, namespace: str) -> Optional[Subsegmen
         return None
     if not parent.sampled or not parent.in_progress:
         return None
-    subsegment = _new_subsegment(name, namespace, segment)
+    subsegment = Subsegment(name, namespace, segment)
     subsegment.parent_id = parent.id
     children = parent._subs
     if children is None:
@@ -155,14 +124,11 @@ def capture_sync(recorder, wrapped: Callable, name: str, namespace: str) -> Call
     """Return what ``capture`` puts in place of the plain function ``wrapped``.
 
     A plain closure (no wrapt proxy) whose common case -- SDK enabled, a sampled segment or
-    subsegment open, the recorder and context not customised -- begins and ends the subsegment
-    inline, without the recorder -> context -> entity call chain. Anything else goes through
-    ``recorder.record_subsegment``, exactly as upstream's decorator does.
+    subsegment open, the recorder and context not customised -- begins the subsegment on the
+    context's stack directly (:func:`push_subsegment`) and ends it through the recorder's inline
+    ``end_subsegment_by_handle``. Anything else goes through ``recorder.record_subsegment``,
+    exactly as upstream's decorator does.
     """
-    # The name is the same on every call: check it once (a name needing changes is still
-    # sanitised, with its warning, per subsegment).
-    clean_name = name if _is_clean_name(name) else None
-
     @functools.wraps(wrapped)
     def decorated(*args, **kwargs):
         context = recorder._fast_context
@@ -170,73 +136,16 @@ def capture_sync(recorder, wrapped: Callable, name: str, namespace: str) -> Call
         if var is None or not global_sdk_config.sdk_enabled():
             return recorder.record_subsegment(wrapped, None, args, kwargs, name, namespace, None)
         stack = var.get()
-        if not stack:
+        subsegment = push_subsegment(var, stack, name, namespace) if stack else None
+        if subsegment is None:
             return recorder.record_subsegment(wrapped, None, args, kwargs, name, namespace, None)
-        parent = stack[-1]
-        cls = parent.__class__
-        if cls is Subsegment:
-            segment = parent.parent_segment
-        elif cls is Segment:
-            segment = parent
-        else:
-            return recorder.record_subsegment(wrapped, None, args, kwargs, name, namespace, None)
-        if not parent.sampled or not parent.in_progress:
-            return recorder.record_subsegment(wrapped, None, args, kwargs, name, namespace, None)
-        # push_subsegment, inlined (its Subsegment construction too): this is the per-call cost.
-        subsegment = _new(Subsegment)
-        try:
-            subsegment.id = _pop_entity_id()
-        except IndexError:  # pool empty: refill
-            subsegment.id = _entity_id()
-        subsegment.name = clean_name or sanitize_name(name)
-        subsegment.start_time = time.time()
-        subsegment.parent_segment = segment
-        subsegment.trace_id = segment.trace_id
-        subsegment.namespace = namespace
-        subsegment.in_progress = True
-        subsegment._subs = subsegment._sql = None
-        subsegment._has_blocks = subsegment.error = subsegment.fault = subsegment.throttle = False
-        subsegment.parent_id = parent.id
-        children = parent._subs
-        if children is None:
-            parent._subs = [subsegment]
-        else:
-            children.append(subsegment)
-        segment._open.append(None)
-        segment._attached.append(None)
-        pushed = stack + (subsegment,)
-        var.set(pushed)
         try:
             return_value = wrapped(*args, **kwargs)
         except BaseException as exc:
             finish_subsegment(recorder, subsegment, wrapped, None, args, kwargs, None, exc,
                               get_stacktrace(limit=recorder.max_trace_back), None)
             raise
-        end_time = time.time()
-        if var.get() is not pushed or not subsegment.in_progress:
-            # Something inside changed the stack or ended the subsegment: the general path sorts it out.
-            recorder.end_subsegment_by_handle(subsegment, end_time)
-            return return_value
-        subsegment.end_time = end_time
-        subsegment.in_progress = False
-        open_subsegments = segment._open
-        try:
-            open_subsegments.pop()
-        except IndexError:  # the counts were reset by hand
-            pass
-        var.set(stack)
-        # Recorder._after_subsegment_closed, inlined.
-        if _detached:
-            recorder._after_subsegment_closed(segment)
-        elif not segment.in_progress and not open_subsegments:
-            recorder._send_segment(segment)
-        elif segment.sampled:
-            streaming = recorder._streaming
-            if streaming.__class__ is DefaultStreaming:
-                if len(segment._attached) > streaming._threshold:
-                    streaming.stream(segment, recorder._stream_subsegment_out)
-            elif streaming.is_eligible(segment):
-                streaming.stream(segment, recorder._stream_subsegment_out)
+        recorder.end_subsegment_by_handle(subsegment, time.time())
         return return_value
 
     return decorated

@@ -250,17 +250,9 @@ class AWSXRayRecorder:
         """Close ``segment`` itself (not whatever is current); used by middlewares that keep a handle."""
         if not segment.in_progress or not global_sdk_config.sdk_enabled():
             return
-        if segment.__class__ is Segment:
-            # Entity.close and ready_to_send, inlined for the plain segment of every request.
-            segment.end_time = end_time if end_time is not None else time.time()
-            segment.in_progress = False
-            if segment._open:
-                return
-        else:
-            segment.close(end_time)
-            if not segment.ready_to_send():
-                return
-        self._send_segment(segment)
+        segment.close(end_time)
+        if segment.ready_to_send():
+            self._send_segment(segment)
 
     def current_segment(self) -> Optional[Segment]:
         """Return the segment owning the current entity (or apply the context-missing strategy)."""
@@ -415,12 +407,7 @@ class AWSXRayRecorder:
             segment = self.current_segment()
             if segment is None:
                 return
-        if segment.__class__ is Segment:
-            try:
-                segment._emission_token.pop()  # Segment.claim_emission, inlined
-            except IndexError:
-                return
-        elif not segment.claim_emission():
+        if not segment.claim_emission():
             # Already sent: a late subsegment ended after its segment; its own context stays intact.
             return
         if segment.sampled:

@@ -156,31 +156,7 @@ class RequestTrace:
         # An unsampled (dummy) entity records nothing: skip straight to ending it.
         if entity.sampled and entity.in_progress:
             try:
-                if exception is None and status.__class__ is int and not self.annotate_urls:
-                    # The usual outcome, written as put_http_meta and apply_status_code would.
-                    if status >= 400:
-                        if status >= 500:
-                            entity.fault = True
-                        elif status == 429:
-                            entity.throttle = entity.error = True
-                        else:
-                            entity.error = True
-                    block = entity._http
-                    if block is None:
-                        block = entity.http
-                    response = block.get('response')
-                    if response is None:
-                        response = block['response'] = {}
-                    response[http.STATUS] = status
-                    if content_length is not None:
-                        length = content_length if content_length.__class__ is int else _as_length(content_length)
-                        if length is not None:
-                            response[http.CONTENT_LENGTH] = length
-                    if route:
-                        # What put_annotation would store: the key is valid and the value a str.
-                        entity.annotations[ROUTE_ANNOTATION] = route if route.__class__ is str else str(route)
-                else:
-                    self._record_outcome(entity, status, content_length, exception, stack, route)
+                self._record_outcome(entity, status, content_length, exception, stack, route)
             except Exception:  # noqa: BLE001
                 log_once('_http.finish', 'Recording the response on the request segment failed.')
         try:
@@ -199,7 +175,7 @@ class RequestTrace:
             entity.add_exception(exception, stack)
             if status is None:
                 status = 500
-        length = _as_length(content_length)
+        length = content_length if content_length.__class__ is int else _as_length(content_length)
         if self.annotate_urls or (status is not None and status.__class__ is not int):
             # Unusual values and URL annotations go through the validating entity API.
             if status is not None:
@@ -211,16 +187,10 @@ class RequestTrace:
                 if self.annotate_urls:
                     entity.put_annotation(http.CONTENT_LENGTH, length)
         elif status is not None or length is not None:
-            # An int status and an int length: write what put_http_meta and apply_status_code would.
+            # An int status and an int length: write what put_http_meta would, without its checks.
             response = entity.http.setdefault('response', {})
             if status is not None:
-                if status >= 500:
-                    entity.fault = True
-                elif status == 429:
-                    entity.throttle = True
-                    entity.error = True
-                elif status >= 400:
-                    entity.error = True
+                entity.apply_status_code(status)
                 response[http.STATUS] = status
             if length is not None:
                 response[http.CONTENT_LENGTH] = length
@@ -261,42 +231,36 @@ def begin_request(recorder: Any, request: IncomingRequest, urls_as_annotation: b
         else:
             trace_header = TraceHeader()
             decision = None
+        host = request.host or None
         name = request.name
         if not name:
             dynamic_naming = recorder.dynamic_naming
-            name = dynamic_naming.get_name(_host_without_port(request.host or None)) if dynamic_naming \
-                else recorder.service
-        if isinstance(recorder.context, LambdaContext):
-            return _begin_lambda_subsegment(recorder, request, name, trace_header, urls_as_annotation)
-        if decision is None or decision == '?':
-            # The sampling request is built only when a rule has to decide.
-            decision = 1 if not recorder.sampling else calculate_sampling_decision(
-                trace_header, recorder,
-                {'host': request.host or None, 'method': request.method, 'path': request.path, 'service': name})
-        # Positional: keyword arguments cost more than the call itself here.
-        entity = recorder.begin_segment(name, trace_header.root, trace_header.parent, decision)
+            name = dynamic_naming.get_name(_host_without_port(host)) if dynamic_naming else recorder.service
+        in_lambda = isinstance(recorder.context, LambdaContext)
+        if in_lambda:
+            # In Lambda the function's facade segment is the root; the request is a subsegment of it.
+            entity = recorder.begin_subsegment(name or 'request')
+        else:
+            if decision is None or decision == '?':
+                # The sampling request is built only when a rule has to decide.
+                decision = 1 if not recorder.sampling else calculate_sampling_decision(
+                    trace_header, recorder,
+                    {'host': host, 'method': request.method, 'path': request.path, 'service': name})
+            # Positional: keyword arguments cost more than the call itself here.
+            entity = recorder.begin_segment(name, trace_header.root, trace_header.parent, decision)
         if entity is None:
-            return RequestTrace(recorder, None, trace_header, False, False)
-        entity._origin_trace_header = trace_header  # save_origin_trace_header, once per request
-        handle = RequestTrace(recorder, entity, trace_header, False, urls_as_annotation)
+            return RequestTrace(recorder, None, trace_header, in_lambda, False)
+        if not in_lambda:
+            entity.save_origin_trace_header(trace_header)
+        handle = RequestTrace(recorder, entity, trace_header, in_lambda, urls_as_annotation)
         if entity.sampled:
             _record_request(entity, request, urls_as_annotation)
+            if request.route:
+                handle.set_route(request.route)
         return handle
     except Exception:  # noqa: BLE001 - tracing must never break the request
         log_once('_http.begin', 'Could not begin the request segment; the request proceeds untraced.')
         return RequestTrace(recorder, None, trace_header or TraceHeader(), False, False)
-
-
-def _begin_lambda_subsegment(recorder: Any, request: IncomingRequest, name: Optional[str],
-                             trace_header: TraceHeader, urls_as_annotation: bool) -> RequestTrace:
-    # In Lambda the function's facade segment is the root; the request is a subsegment of it.
-    entity = recorder.begin_subsegment(name or 'request')
-    if entity is None:
-        return RequestTrace(recorder, None, trace_header, True, False)
-    handle = RequestTrace(recorder, entity, trace_header, True, urls_as_annotation)
-    if entity.sampled:
-        _record_request(entity, request, urls_as_annotation)
-    return handle
 
 
 def _record_request(entity: Any, request: IncomingRequest, urls_as_annotation: bool) -> None:
@@ -316,17 +280,7 @@ def _record_request(entity: Any, request: IncomingRequest, urls_as_annotation: b
         fields[http.CLIENT_IP] = request.client_ip
     # The segment was just created and these keys are all valid request keys: write the block at
     # once instead of validating field by field through put_http_meta.
-    route = request.route
-    if entity._http is None:
-        entity._http = {'request': fields}
-        entity._has_blocks = True
-        if route:
-            # What put_annotation would store: the key is valid and the value a str.
-            entity.annotations[ROUTE_ANNOTATION] = route if route.__class__ is str else str(route)
-    else:
-        entity.http['request'] = fields
-        if route:
-            entity.put_annotation(ROUTE_ANNOTATION, route if route.__class__ is str else str(route))
+    entity.http['request'] = fields
     if urls_as_annotation:
         for key, value in fields.items():
             entity.put_annotation(key, value)

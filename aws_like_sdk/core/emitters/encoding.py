@@ -144,9 +144,7 @@ def _split(doc: Dict[str, Any], limit: int, out: List[bytes]) -> None:
 def to_datagrams(doc: Dict[str, Any], limit: int = MAX_DATAGRAM_BYTES) -> List[bytes]:
     """Return one or more ``header\\nbody`` payloads, each at most ``limit`` bytes, covering ``doc``."""
     try:
-        # orjson called directly (one frame less per document); anything it refuses, non-string keys
-        # included, goes through encode_document's retries.
-        data = _orjson_dumps(doc, default=str) if _orjson_dumps is not None else _encode_fast(doc)
+        data = _encode_fast(doc)
     except Exception:  # noqa: BLE001 - the defensive path copes with anything
         data = encode_document(doc)
     if len(data) + _HEADER_LENGTH <= limit:

@@ -128,8 +128,6 @@ class UDPEmitter:
         # Set while flush() waits: the sender then sends at once instead of lingering for a batch.
         # (A list: append and pop are atomic, so concurrent flushes need no lock to count themselves.)
         self._flushing: list = []
-        # Whether the last batch taken hit a bound (more may be waiting: send again without pausing).
-        self._batch_full = False
         self._lock = threading.Lock()
         _emitters.add(self)
         self._socket: Optional[socket.socket] = None
@@ -218,7 +216,8 @@ class UDPEmitter:
                 atexit.register(_flush_all_at_exit)
         thread.start()
 
-    def _take_batch(self) -> list:
+    def _take_batch(self) -> Tuple[list, bool]:
+        """The next batch, and whether a bound cut it short (more is waiting: send again at once)."""
         # Only this thread takes from the queue, so at least len(queue) items are there to pop.
         queue = self._queue
         popleft = queue.popleft
@@ -230,16 +229,14 @@ class UDPEmitter:
                 total += len(payload)
                 if total > multisend.MAX_BATCH_BYTES and index:
                     queue.extendleft(reversed(batch[index:]))
-                    self._batch_full = True
-                    return batch[:index]
-        self._batch_full = len(batch) == multisend.MAX_BATCH
-        return batch
+                    return batch[:index], True
+        return batch, len(batch) == multisend.MAX_BATCH
 
     def _sender_loop(self) -> None:
         queue = self._queue
         while True:
             self._busy = True
-            batch = self._take_batch()
+            batch, cut_short = self._take_batch()
             if not batch:
                 self._busy = False
                 # A whole linger passed without a datagram: sleep until a producer wakes us.
@@ -260,7 +257,7 @@ class UDPEmitter:
                 self.dropped += len(batch)
             finally:
                 self._busy = False
-            if not self._batch_full and not self._flushing:
+            if not cut_short and not self._flushing:
                 # While traffic lasts the sender paces itself, one batch per linger, so producers
                 # never have to wake it (a wake-up costs the request thread a system call and the
                 # machine two context switches).

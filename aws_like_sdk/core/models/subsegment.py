@@ -159,23 +159,7 @@ class Subsegment(Entity):
             return {'id': self.id, 'name': self.name, 'start_time': self.start_time, 'parent_id': parent_id,
                     'in_progress': self.in_progress, 'end_time': end_time, 'trace_id': self.trace_id,
                     'type': 'subsegment', 'namespace': self.namespace}
-        # Entity.to_dict's fields written here directly: one call less for every subsegment sent.
-        doc: Dict[str, Any] = {'id': self.id, 'name': self.name, 'start_time': self.start_time}
-        if self.parent_id:
-            doc['parent_id'] = self.parent_id
-        doc['in_progress'] = self.in_progress
-        if self.end_time is not None:
-            doc['end_time'] = self.end_time
-        if self._has_blocks:
-            self._add_blocks(doc)
-        if self._subs:
-            doc['subsegments'] = [sub.to_dict() for sub in self._subs]
-        if self.error:
-            doc['error'] = True
-        if self.fault:
-            doc['fault'] = True
-        if self.throttle:
-            doc['throttle'] = True
+        doc = super().to_dict()
         doc['trace_id'] = self.trace_id
         doc['type'] = 'subsegment'
         doc['namespace'] = self.namespace
