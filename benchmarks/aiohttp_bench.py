@@ -10,8 +10,17 @@ the median of the server without middleware. The multi-process figures carry the
 noise (four processes take turns on the CPUs); a last table runs client and servers in one process
 and one event loop per SDK, where the whole per-request difference is the middleware's own work.
 
-Run from the repository root: PYTHONPATH=. python benchmarks/aiohttp_bench.py [--requests N] [--rounds R] [--drop]
-(``--drop`` serializes each segment and drops it instead of sending it, to see the recording cost alone.)
+Every child runs with glibc's mmap and trim thresholds pinned (``MALLOC_MMAP_THRESHOLD_``,
+``MALLOC_TRIM_THRESHOLD_``; values already in the environment win). asyncio reads sockets into a
+256 KiB buffer, which glibc serves with mmap/munmap (30 µs a request here) until the process happens to
+free a large mmapped block and glibc raises its threshold. Creating aws-xray-sdk's botocore client
+does exactly that, so without the pin its server ran every request 30 µs faster for reasons that have
+nothing to do with tracing, and the plain app ran at a speed no long-running service sees.
+
+Run from the repository root: PYTHONPATH=. python benchmarks/aiohttp_bench.py [--requests N] [--rounds R] [--drop] [--cpus 0]
+(``--drop`` serializes each segment and drops it instead of sending it, to see the recording cost alone;
+``--cpus`` pins the client and every server to these CPUs: with one CPU, work an SDK moves to a background
+thread is paid on the same core as the requests and counts in every figure.)
 """
 import argparse
 import asyncio
@@ -27,6 +36,8 @@ from typing import Dict, List, Optional
 from _emitters import DropEmitter  # noqa: E402 - benchmarks/ is the script directory
 
 VARIANTS = ('plain', 'aws_like_sdk', 'aws_xray_sdk')
+# glibc reads these at process start; see the module docstring.
+MALLOC_PINS = {'MALLOC_MMAP_THRESHOLD_': str(4 * 1024 * 1024), 'MALLOC_TRIM_THRESHOLD_': str(8 * 1024 * 1024)}
 REQUEST = b'GET /items/42?q=1 HTTP/1.1\r\nHost: bench.local\r\nUser-Agent: bench\r\n\r\n'
 
 
@@ -100,9 +111,10 @@ async def _same_loop(sdk: str, requests: int, rounds: int) -> None:
     import json
     from aiohttp import web
     try:
-        # Both children import both SDKs (each configures only its own): importing aws-xray-sdk (its
-        # botocore and friends) changes how fast this very loop runs, by as much as a third here, for
-        # the plain app too. Only the same process environment makes the two added costs comparable.
+        # Both children import both SDKs (each configures only its own), so the two processes hold the
+        # same modules. Importing aws-xray-sdk used to make this very loop a third faster, for the
+        # plain app too: its botocore client frees a large block, which raises glibc's mmap threshold
+        # (see the module docstring; the children now run with it pinned).
         import aws_like_sdk.core  # noqa: F401
         import aws_xray_sdk.core  # noqa: F401
     except ImportError:
@@ -155,7 +167,7 @@ def _same_loop_report(requests: int, rounds: int) -> None:
     import json
     added = {}
     for sdk in VARIANTS[1:]:
-        env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [os.getcwd(), os.environ.get('PYTHONPATH')])))
+        env = _child_env()
         proc = subprocess.run([sys.executable, __file__, '--same-loop', sdk, '--requests', str(requests),
                                '--rounds', str(rounds)], capture_output=True, text=True, env=env, timeout=600)
         lines = proc.stdout.strip().splitlines()
@@ -221,8 +233,15 @@ async def _measure(ports: Dict[str, int], requests: int, rounds: int) -> Dict[st
             conn.close()
 
 
+def _child_env() -> Dict[str, str]:
+    env = dict(MALLOC_PINS)
+    env.update(os.environ)
+    env['PYTHONPATH'] = os.pathsep.join(filter(None, [os.getcwd(), os.environ.get('PYTHONPATH')]))
+    return env
+
+
 def _start_server(variant: str, drop: bool) -> Optional[subprocess.Popen]:
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [os.getcwd(), os.environ.get('PYTHONPATH')])))
+    env = _child_env()
     command = [sys.executable, __file__, '--serve', variant] + (['--drop'] if drop else [])
     proc = subprocess.Popen(command, stdin=subprocess.PIPE,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, text=True)
@@ -244,7 +263,11 @@ def main() -> None:
     parser.add_argument('--rounds', type=int, default=30, help='interleaved rounds')
     parser.add_argument('--drop', action='store_true',
                         help='serialize each segment and drop it instead of sending it (both SDKs)')
+    parser.add_argument('--cpus', help='comma-separated CPUs to pin the client and all servers to, e.g. 0')
     args = parser.parse_args()
+    if args.cpus:
+        # Children inherit the affinity.
+        os.sched_setaffinity(0, {int(cpu) for cpu in args.cpus.split(',')})
     logging.basicConfig(level=logging.ERROR)
     if args.serve:
         asyncio.run(_serve(args.serve, args.drop))
@@ -272,9 +295,10 @@ def main() -> None:
                 proc.kill()
 
     import aiohttp
-    print('aiohttp %s, Python %s; %d rounds x %d keep-alive requests per variant%s'
+    print('aiohttp %s, Python %s; %d rounds x %d keep-alive requests per variant%s%s'
           % (aiohttp.__version__, sys.version.split()[0], args.rounds, args.requests,
-             '; emission replaced by serialize-and-drop' if args.drop else ''))
+             '; emission replaced by serialize-and-drop' if args.drop else '',
+             '; all processes on CPU %s' % args.cpus if args.cpus else ''))
     # The best round is the one least disturbed by other work on the machine; the median shows
     # what a loaded machine looks like. Both are reported, the ratio uses each.
     for label, pick in (('best round', min), ('median round', statistics.median)):

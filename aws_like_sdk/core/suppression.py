@@ -11,9 +11,9 @@ from typing import Iterator
 _SUPPRESSED: ContextVar[bool] = ContextVar('aws_like_sdk_suppressed', default=False)
 
 
-def is_suppressed() -> bool:
-    """Return True while inside :func:`suppress_tracing`."""
-    return _SUPPRESSED.get()
+#: ``is_suppressed() -> bool``: True while inside :func:`suppress_tracing`. It is the context
+#: variable's own ``get``, so every patch and middleware checks the flag without a Python-level call.
+is_suppressed = _SUPPRESSED.get
 
 
 @contextlib.contextmanager

@@ -156,7 +156,33 @@ class RequestTrace:
         # An unsampled (dummy) entity records nothing: skip straight to ending it.
         if entity.sampled and entity.in_progress:
             try:
-                self._record_outcome(entity, status, content_length, exception, stack, route)
+                if exception is not None:
+                    if stack is None:
+                        stack = innermost_frames(exception, self.recorder.max_trace_back)
+                    entity.add_exception(exception, stack)
+                    if status is None:
+                        status = 500
+                length = content_length if content_length.__class__ is int else _as_length(content_length)
+                if self.annotate_urls or (status is not None and status.__class__ is not int):
+                    # Unusual values and URL annotations go through the validating entity API.
+                    if status is not None:
+                        entity.put_http_meta(http.STATUS, status)
+                        if self.annotate_urls:
+                            entity.put_annotation(http.STATUS, status)
+                    if length is not None:
+                        entity.put_http_meta(http.CONTENT_LENGTH, length)
+                        if self.annotate_urls:
+                            entity.put_annotation(http.CONTENT_LENGTH, length)
+                elif status is not None or length is not None:
+                    # An int status and an int length: write what put_http_meta would, without its checks.
+                    response = entity.http.setdefault('response', {})
+                    if status is not None:
+                        entity.apply_status_code(status)
+                        response[http.STATUS] = status
+                    if length is not None:
+                        response[http.CONTENT_LENGTH] = length
+                if route:
+                    self.set_route(route)
             except Exception:  # noqa: BLE001
                 log_once('_http.finish', 'Recording the response on the request segment failed.')
         try:
@@ -166,36 +192,6 @@ class RequestTrace:
                 self.recorder.end_segment_by_handle(entity)
         except Exception:  # noqa: BLE001
             log_once('_http.end', 'Ending the request segment failed.')
-
-    def _record_outcome(self, entity: Any, status: Optional[int], content_length: Any,
-                        exception: Optional[BaseException], stack: Any, route: Optional[str]) -> None:
-        if exception is not None:
-            if stack is None:
-                stack = innermost_frames(exception, self.recorder.max_trace_back)
-            entity.add_exception(exception, stack)
-            if status is None:
-                status = 500
-        length = content_length if content_length.__class__ is int else _as_length(content_length)
-        if self.annotate_urls or (status is not None and status.__class__ is not int):
-            # Unusual values and URL annotations go through the validating entity API.
-            if status is not None:
-                entity.put_http_meta(http.STATUS, status)
-                if self.annotate_urls:
-                    entity.put_annotation(http.STATUS, status)
-            if length is not None:
-                entity.put_http_meta(http.CONTENT_LENGTH, length)
-                if self.annotate_urls:
-                    entity.put_annotation(http.CONTENT_LENGTH, length)
-        elif status is not None or length is not None:
-            # An int status and an int length: write what put_http_meta would, without its checks.
-            response = entity.http.setdefault('response', {})
-            if status is not None:
-                entity.apply_status_code(status)
-                response[http.STATUS] = status
-            if length is not None:
-                response[http.CONTENT_LENGTH] = length
-        if route:
-            self.set_route(route)
 
 
 def _as_length(content_length: Any) -> Optional[int]:
@@ -233,17 +229,19 @@ def begin_request(recorder: Any, request: IncomingRequest, urls_as_annotation: b
             decision = None
         host = request.host or None
         name = request.name
+        # The recorder's settings are read from its attributes, not through its properties: this
+        # runs once per request, and every property read is a Python call.
         if not name:
-            dynamic_naming = recorder.dynamic_naming
-            name = dynamic_naming.get_name(_host_without_port(host)) if dynamic_naming else recorder.service
-        in_lambda = isinstance(recorder.context, LambdaContext)
+            dynamic_naming = recorder._dynamic_naming
+            name = dynamic_naming.get_name(_host_without_port(host)) if dynamic_naming else recorder._service
+        in_lambda = isinstance(recorder._context, LambdaContext)
         if in_lambda:
             # In Lambda the function's facade segment is the root; the request is a subsegment of it.
             entity = recorder.begin_subsegment(name or 'request')
         else:
             if decision is None or decision == '?':
                 # The sampling request is built only when a rule has to decide.
-                decision = 1 if not recorder.sampling else calculate_sampling_decision(
+                decision = 1 if not recorder._sampling else calculate_sampling_decision(
                     trace_header, recorder,
                     {'host': host, 'method': request.method, 'path': request.path, 'service': name})
             # Positional: keyword arguments cost more than the call itself here.
@@ -251,19 +249,25 @@ def begin_request(recorder: Any, request: IncomingRequest, urls_as_annotation: b
         if entity is None:
             return RequestTrace(recorder, None, trace_header, in_lambda, False)
         if not in_lambda:
-            entity.save_origin_trace_header(trace_header)
-        handle = RequestTrace(recorder, entity, trace_header, in_lambda, urls_as_annotation)
+            # save_origin_trace_header, without the call.
+            entity._origin_trace_header = trace_header
         if entity.sampled:
-            _record_request(entity, request, urls_as_annotation)
-            if request.route:
-                handle.set_route(request.route)
-        return handle
+            entity.http = {'request': _request_fields(request)}
+            route = request.route
+            if route:
+                # What put_annotation would store: the key is valid and the value a str.
+                entity.annotations = {ROUTE_ANNOTATION: route if route.__class__ is str else str(route)}
+            if urls_as_annotation:
+                for key, value in entity.http['request'].items():
+                    entity.put_annotation(key, value)
+        return RequestTrace(recorder, entity, trace_header, in_lambda, urls_as_annotation)
     except Exception:  # noqa: BLE001 - tracing must never break the request
         log_once('_http.begin', 'Could not begin the request segment; the request proceeds untraced.')
         return RequestTrace(recorder, None, trace_header or TraceHeader(), False, False)
 
 
-def _record_request(entity: Any, request: IncomingRequest, urls_as_annotation: bool) -> None:
+def _request_fields(request: IncomingRequest) -> Dict[str, Any]:
+    """The ``http.request`` block of ``request``: URL without query, method, user agent, client ip."""
     url = request.url
     if url and ('?' in url or '#' in url):
         url = strip_url(url)
@@ -278,9 +282,4 @@ def _record_request(entity: Any, request: IncomingRequest, urls_as_annotation: b
         fields[http.X_FORWARDED_FOR] = True
     elif request.client_ip:
         fields[http.CLIENT_IP] = request.client_ip
-    # The segment was just created and these keys are all valid request keys: write the block at
-    # once instead of validating field by field through put_http_meta.
-    entity.http['request'] = fields
-    if urls_as_annotation:
-        for key, value in fields.items():
-            entity.put_annotation(key, value)
+    return fields

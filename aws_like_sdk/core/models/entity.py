@@ -166,7 +166,8 @@ class Entity:
 
     def add_subsegment(self, subsegment) -> None:
         """Attach ``subsegment`` as a child of this entity."""
-        self._check_ended()
+        if not self.in_progress:
+            self._check_ended()
         subsegment.parent_id = self.id
         if not self.sampled and subsegment.sampled:
             log.warning('A sampled subsegment %r was added to an unsampled parent %r; it will be orphaned.',
@@ -187,7 +188,8 @@ class Entity:
     # -- data ------------------------------------------------------------------------------------
     def put_http_meta(self, key: str, value: Any) -> None:
         """Record one ``http`` field; unknown keys are logged and ignored, None values skipped."""
-        self._check_ended()
+        if not self.in_progress:
+            self._check_ended()
         if value is None:
             return
         if key == http.STATUS:
@@ -207,7 +209,8 @@ class Entity:
 
     def put_annotation(self, key: str, value: Any) -> None:
         """Add an indexed annotation. Keys are letters, digits and ``_``; values str, number or bool."""
-        self._check_ended()
+        if not self.in_progress:
+            self._check_ended()
         if not isinstance(key, str) or not key or not _ANNOTATION_KEY_CHARS.issuperset(key):
             log.warning('Ignoring annotation with invalid key %r: use only letters, digits and underscore.', key)
             return
@@ -222,7 +225,8 @@ class Entity:
 
     def put_metadata(self, key: str, value: Any, namespace: str = 'default') -> None:
         """Add non-indexed metadata under ``namespace`` (``AWS.`` namespaces are reserved)."""
-        self._check_ended()
+        if not self.in_progress:
+            self._check_ended()
         if not isinstance(namespace, str):
             log.warning('Ignoring metadata %r: namespace %r is not a string.', key, namespace)
             return
@@ -239,7 +243,8 @@ class Entity:
 
     def set_aws(self, aws_meta: Dict[str, Any]) -> None:
         """Replace the ``aws`` block."""
-        self._check_ended()
+        if not self.in_progress:
+            self._check_ended()
         self.aws = aws_meta
 
     def add_throttle_flag(self) -> None:
@@ -253,7 +258,8 @@ class Entity:
 
     def apply_status_code(self, status_code: Any) -> None:
         """Set error (4xx), throttle+error (429) or fault (5xx) from an HTTP status."""
-        self._check_ended()
+        if not self.in_progress:
+            self._check_ended()
         if not isinstance(status_code, int) or isinstance(status_code, bool):
             return
         if status_code >= 500:
@@ -269,7 +275,8 @@ class Entity:
 
         An exception already recorded on another entity of the trace is referenced by its id.
         """
-        self._check_ended()
+        if not self.in_progress:
+            self._check_ended()
         self.fault = True
         cause_id = getattr(exception, '_cause_id', None) if getattr(exception, '_recorded', False) else None
         if cause_id:
@@ -304,7 +311,21 @@ class Entity:
         if self.end_time is not None:
             doc['end_time'] = self.end_time
         if self._has_blocks:
-            self._add_blocks(doc)
+            if self._http:
+                doc['http'] = self._http
+            if self._annotations:
+                doc['annotations'] = self._annotations
+            if self._metadata:
+                doc['metadata'] = {ns: metadata_to_dict(values) for ns, values in self._metadata.items()}
+            if self._aws:
+                doc['aws'] = self._aws
+            cause = self._cause
+            if cause:
+                if isinstance(cause, dict):
+                    cause = dict(cause)
+                    cause['exceptions'] = [t.to_dict() if isinstance(t, Throwable) else t
+                                           for t in cause.get('exceptions', ())]
+                doc['cause'] = cause
         if self._subs:
             doc['subsegments'] = [sub.to_dict() for sub in self._subs]
         if self.error:
@@ -315,23 +336,7 @@ class Entity:
             doc['throttle'] = True
         return doc
 
-    def _add_blocks(self, doc: Dict[str, Any]) -> None:
-        if self._http:
-            doc['http'] = self._http
-        if self._annotations:
-            doc['annotations'] = self._annotations
-        if self._metadata:
-            doc['metadata'] = {ns: metadata_to_dict(values) for ns, values in self._metadata.items()}
-        if self._aws:
-            doc['aws'] = self._aws
-        cause = self._cause
-        if cause:
-            if isinstance(cause, dict):
-                cause = dict(cause)
-                cause['exceptions'] = [t.to_dict() if isinstance(t, Throwable) else t
-                                       for t in cause.get('exceptions', ())]
-            doc['cause'] = cause
-
+    # Mutators test ``in_progress`` before calling this, so writing to an open entity costs no call.
     def _check_ended(self) -> None:
         if not self.in_progress:
             raise AlreadyEndedException('Already ended segment and subsegment cannot be modified.')

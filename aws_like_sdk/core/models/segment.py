@@ -4,7 +4,7 @@ import traceback
 from typing import Any, Dict, Optional
 
 from ..exceptions.exceptions import SegmentNameMissingException
-from ..utils.ids import entity_id as _entity_id, trace_id_at as _trace_id_at
+from ..utils.ids import entity_id as _entity_id, take_entity_id as _take_entity_id, trace_id_at as _trace_id_at
 from .entity import Entity, _clean_names, sanitize_name
 
 
@@ -45,7 +45,10 @@ class Segment(Entity):
                  parent_id: Optional[str] = None, sampled: bool = True) -> None:
         if not name:
             raise SegmentNameMissingException('Segment name is required.')
-        self.id = entityid or _entity_id()
+        try:
+            self.id = entityid or _take_entity_id()
+        except IndexError:  # the id pool is empty: entity_id() refills it
+            self.id = _entity_id()
         self.name = _clean_names.get(name) or sanitize_name(name)
         self.start_time = now = time.time()
         # One clock read serves both the start time and the epoch part of a new trace id.
@@ -138,11 +141,13 @@ class Segment(Entity):
 
     def set_user(self, user: str) -> None:
         """Set the indexed ``user`` field."""
-        self._check_ended()
+        if not self.in_progress:
+            self._check_ended()
         self.user = user
 
     def set_service(self, service_info: Dict[str, Any]) -> None:
-        self._check_ended()
+        if not self.in_progress:
+            self._check_ended()
         self.service = service_info
 
     def set_rule_name(self, rule_name: str) -> None:

@@ -7,7 +7,7 @@ from typing import Any, Dict, Optional
 import wrapt
 
 from ..exceptions.exceptions import SegmentNotFoundException
-from ..utils.ids import entity_id as _entity_id
+from ..utils.ids import entity_id as _entity_id, take_entity_id as _take_entity_id
 from .entity import Entity, _clean_names, sanitize_name
 
 SUBSEGMENT_RECORDING_ATTRIBUTE = '_self___SUBSEGMENT_RECORDING_ATTRIBUTE__'
@@ -102,7 +102,10 @@ class Subsegment(Entity):
         # Entity.__init__ inlined: this runs for every captured call. Fields read on every
         # subsegment are written here (an instance attribute reads faster than a class-level
         # default); the rest (http, annotations, ..., parent_id, end_time) stay shared defaults.
-        self.id = _entity_id()
+        try:
+            self.id = _take_entity_id()
+        except IndexError:  # the id pool is empty: entity_id() refills it
+            self.id = _entity_id()
         self.name = _clean_names.get(name) or sanitize_name(name)
         self.start_time = time.time()
         self.parent_segment = segment
@@ -146,7 +149,8 @@ class Subsegment(Entity):
 
     def set_sql(self, sql: Dict[str, Any]) -> None:
         """Set the ``sql`` block (url, database_type, sanitized_query, ...)."""
-        self._check_ended()
+        if not self.in_progress:
+            self._check_ended()
         self._sql = sql
 
     def to_dict(self) -> Dict[str, Any]:

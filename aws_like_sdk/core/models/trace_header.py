@@ -29,18 +29,20 @@ class TraceHeader:
     keys (such as ``Lineage``) in the order seen, for propagation.
     """
 
-    __slots__ = ('_root', '_parent', '_sampled', '_data')
+    # root, parent and sampled are plain attributes, not read-only properties: they are read for
+    # every traced request, and an attribute read costs no call.
+    __slots__ = ('root', 'parent', 'sampled', '_data')
 
     def __init__(self, root: Optional[str] = None, parent: Optional[str] = None, sampled: Any = None,
                  data: Optional[Dict[str, str]] = None) -> None:
-        self._root = root
-        self._parent = parent
+        self.root = root
+        self.parent = parent
         if sampled is None:
-            self._sampled = None
+            self.sampled = None
         elif sampled.__class__ is str:
-            self._sampled = _SAMPLED_STRINGS.get(sampled)
+            self.sampled = _SAMPLED_STRINGS.get(sampled)
         else:
-            self._sampled = _normalize_sampled(sampled)
+            self.sampled = _normalize_sampled(sampled)
         # Created on first use: most headers carry no extra fields.
         self._data = dict(data) if data else None
 
@@ -99,27 +101,15 @@ class TraceHeader:
     def to_header_str(self) -> str:
         """Serialise as ``Root=..;Parent=..;Sampled=..`` followed by data keys; absent fields are omitted."""
         parts = []
-        if self._root:
-            parts.append('Root=' + self._root)
-        if self._parent:
-            parts.append('Parent=' + self._parent)
-        if self._sampled is not None:
-            parts.append('Sampled=%s' % self._sampled)
+        if self.root:
+            parts.append('Root=' + self.root)
+        if self.parent:
+            parts.append('Parent=' + self.parent)
+        if self.sampled is not None:
+            parts.append('Sampled=%s' % self.sampled)
         for key, value in (self._data or {}).items():
             parts.append('%s=%s' % (key, value))
         return HEADER_DELIMITER.join(parts)
-
-    @property
-    def root(self) -> Optional[str]:
-        return self._root
-
-    @property
-    def parent(self) -> Optional[str]:
-        return self._parent
-
-    @property
-    def sampled(self):
-        return self._sampled
 
     @property
     def data(self) -> Dict[str, str]:

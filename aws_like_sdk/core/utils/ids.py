@@ -16,7 +16,7 @@ _offset = 0
 
 # Ready-made ids for the hot path. deque.popleft() is atomic (documented thread-safe), so taking an
 # id needs no lock; concurrent refills only add fresh random chunks, never a repeated one.
-# The deques are only ever cleared, never replaced: the recorder keeps a bound popleft.
+# The deques are only ever cleared, never replaced: take_entity_id is a bound popleft.
 _entity_ids: 'collections.deque[str]' = collections.deque()
 _trace_randoms: 'collections.deque[str]' = collections.deque()
 
@@ -40,6 +40,12 @@ _CHUNKS = {8: re.compile('.{16}'), 12: re.compile('.{24}')}
 def _refill(pool: 'collections.deque[str]', nbytes: int) -> None:
     # One regex pass cuts the block into ids faster than a slicing loop.
     pool.extend(_CHUNKS[nbytes].findall(os.urandom(_BLOCK_BYTES - _BLOCK_BYTES % nbytes).hex()))
+
+
+#: ``take_entity_id() -> str``: the hot-path form of :func:`entity_id`, the pool's own ``popleft``
+#: (no Python-level call). It raises IndexError when the pool is empty; callers then call
+#: :func:`entity_id`, which refills it.
+take_entity_id = _entity_ids.popleft
 
 
 def entity_id() -> str:

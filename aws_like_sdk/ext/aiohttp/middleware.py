@@ -81,6 +81,11 @@ def _incoming_request(request: web.Request) -> IncomingRequest:
     raw_path = request.rel_url.raw_path
     url = '%s://%s%s' % (request.scheme, authority, raw_path) if authority else raw_path
     get = headers.get
+    # The route's canonical template, looked up once per route (see _canonical_of).
+    route = getattr(request.match_info, 'route', None)
+    canonical = _canonical_of.get(route, _MISSING)
+    if canonical is _MISSING:
+        canonical = _remember_canonical(route)
     # Positional (cheaper than keywords, once per request): method, url, host, path, trace_header,
     # user_agent, client_ip, x_forwarded_for, route.
     return IncomingRequest(
@@ -95,7 +100,7 @@ def _incoming_request(request: web.Request) -> IncomingRequest:
         # never a client-supplied header.
         request.remote,
         get(hdrs.X_FORWARDED_FOR),
-        _route(request),
+        canonical,
     )
 
 
@@ -115,11 +120,7 @@ _canonical_of: Dict[Any, Optional[str]] = {}
 _MISSING = object()
 
 
-def _route(request: web.Request) -> Optional[str]:
-    route = getattr(request.match_info, 'route', None)
-    canonical = _canonical_of.get(route, _MISSING)
-    if canonical is not _MISSING:
-        return canonical  # type: ignore[return-value]
+def _remember_canonical(route: Any) -> Optional[str]:
     # Unmatched requests (404/405) carry a system route without a resource: no route to group by,
     # and a new route object each time, so they are not remembered.
     resource = getattr(route, 'resource', None)
