@@ -247,11 +247,16 @@ class AWSXRayRecorder:
             self._send_segment(segment)
 
     def end_segment_by_handle(self, segment, end_time: Optional[float] = None) -> None:
-        """Close ``segment`` itself (not whatever is current); used by middlewares that keep a handle."""
-        if not segment.in_progress or not global_sdk_config.sdk_enabled():
+        """Close ``segment`` itself (not whatever is current); used by middlewares that keep a handle.
+
+        A segment begun while the SDK was enabled is ended and emitted even if the SDK was switched
+        off meanwhile, so no request is left half-recorded.
+        """
+        if not segment.in_progress:
             return
         segment.close(end_time)
-        if segment.ready_to_send():
+        # ready_to_send(), inline (once per request): closed, and nothing in its tree still open.
+        if not segment._open:
             self._send_segment(segment)
 
     def current_segment(self) -> Optional[Segment]:
@@ -407,7 +412,10 @@ class AWSXRayRecorder:
             segment = self.current_segment()
             if segment is None:
                 return
-        if not segment.claim_emission():
+        # claim_emission(), inline: list.pop is atomic, so exactly one caller takes the token.
+        try:
+            segment._emission_token.pop()
+        except IndexError:
             # Already sent: a late subsegment ended after its segment; its own context stays intact.
             return
         if segment.sampled:

@@ -175,9 +175,13 @@ class RequestTrace:
                             entity.put_annotation(http.CONTENT_LENGTH, length)
                 elif status is not None or length is not None:
                     # An int status and an int length: write what put_http_meta would, without its checks.
-                    response = entity.http.setdefault('response', {})
+                    blocks = entity.http
+                    response = blocks.get('response')
+                    if response is None:
+                        response = blocks['response'] = {}
                     if status is not None:
-                        entity.apply_status_code(status)
+                        if status >= 400:  # below 400 there is no flag to set
+                            entity.apply_status_code(status)
                         response[http.STATUS] = status
                     if length is not None:
                         response[http.CONTENT_LENGTH] = length
@@ -252,34 +256,31 @@ def begin_request(recorder: Any, request: IncomingRequest, urls_as_annotation: b
             # save_origin_trace_header, without the call.
             entity._origin_trace_header = trace_header
         if entity.sampled:
-            entity.http = {'request': _request_fields(request)}
+            # The request fields: URL without query, method, user agent, client ip.
+            url = request.url
+            if url and ('?' in url or '#' in url):
+                url = strip_url(url)
+            fields: Dict[str, Any] = {http.URL: url, http.METHOD: request.method}
+            if request.user_agent:
+                fields[http.USER_AGENT] = request.user_agent
+            forwarded = request.x_forwarded_for
+            if forwarded:
+                forwarded = forwarded.split(',', 1)[0].strip()
+            if forwarded:
+                fields[http.CLIENT_IP] = forwarded
+                fields[http.X_FORWARDED_FOR] = True
+            elif request.client_ip:
+                fields[http.CLIENT_IP] = request.client_ip
+            entity.http = {'request': fields}
             route = request.route
             if route:
                 # What put_annotation would store: the key is valid and the value a str.
                 entity.annotations = {ROUTE_ANNOTATION: route if route.__class__ is str else str(route)}
             if urls_as_annotation:
-                for key, value in entity.http['request'].items():
+                for key, value in fields.items():
                     entity.put_annotation(key, value)
         return RequestTrace(recorder, entity, trace_header, in_lambda, urls_as_annotation)
     except Exception:  # noqa: BLE001 - tracing must never break the request
         log_once('_http.begin', 'Could not begin the request segment; the request proceeds untraced.')
         return RequestTrace(recorder, None, trace_header or TraceHeader(), False, False)
 
-
-def _request_fields(request: IncomingRequest) -> Dict[str, Any]:
-    """The ``http.request`` block of ``request``: URL without query, method, user agent, client ip."""
-    url = request.url
-    if url and ('?' in url or '#' in url):
-        url = strip_url(url)
-    fields: Dict[str, Any] = {http.URL: url, http.METHOD: request.method}
-    if request.user_agent:
-        fields[http.USER_AGENT] = request.user_agent
-    forwarded = request.x_forwarded_for
-    if forwarded:
-        forwarded = forwarded.split(',', 1)[0].strip()
-    if forwarded:
-        fields[http.CLIENT_IP] = forwarded
-        fields[http.X_FORWARDED_FOR] = True
-    elif request.client_ip:
-        fields[http.CLIENT_IP] = request.client_ip
-    return fields

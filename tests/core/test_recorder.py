@@ -174,6 +174,18 @@ def test_sdk_disabled_runs_code_and_sends_nothing(recorder, udp_sink, monkeypatc
     assert not isinstance(recorder.begin_segment('svc'), DummySegment)
 
 
+def test_segment_begun_before_the_sdk_is_switched_off_is_still_ended_and_sent(recorder, udp_sink):
+    segment = recorder.begin_segment('in-flight')
+    global_sdk_config.set_sdk_enabled(False)
+    try:
+        recorder.end_segment_by_handle(segment)
+    finally:
+        global_sdk_config.set_sdk_enabled(True)
+    assert not segment.in_progress
+    (doc,) = udp_sink.wait_for(1)
+    assert doc['id'] == segment.id and doc['name'] == 'in-flight' and 'end_time' in doc
+
+
 def test_env_beats_set_sdk_enabled(monkeypatch):
     monkeypatch.setenv('AWS_XRAY_SDK_ENABLED', 'true')
     global_sdk_config.set_sdk_enabled(False)
