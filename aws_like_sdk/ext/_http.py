@@ -16,7 +16,7 @@ from typing import Any, Dict, Optional
 
 from ..core.lambda_launcher import LambdaContext
 from ..core.models import http
-from ..core.models.trace_header import TraceHeader
+from ..core.models.trace_header import NO_TRACE_HEADER, TraceHeader
 from ._patching import log_once
 from .util import calculate_sampling_decision, calculate_segment_name, prepare_response_header, strip_url
 
@@ -99,18 +99,25 @@ def innermost_frames(exception: BaseException, limit: int) -> Any:
 
 
 class RequestTrace:
-    """Handle on the segment (or Lambda subsegment) opened for one request; ends exactly that entity."""
+    """Handle on the segment (or Lambda subsegment) opened for one request; ends exactly that entity.
 
-    __slots__ = ('recorder', 'entity', 'trace_header', 'is_subsegment', 'annotate_urls', '_finished')
+    Attributes:
+        header: the ``X-Amzn-Trace-Id`` value to send back (None when nothing is traced). It is
+            fixed once the segment exists, so it is computed with it and adapters read it as a
+            plain attribute.
+    """
+
+    __slots__ = ('recorder', 'entity', 'trace_header', 'is_subsegment', 'annotate_urls', '_finished', 'header')
 
     def __init__(self, recorder: Any, entity: Any, trace_header: TraceHeader, is_subsegment: bool,
-                 annotate_urls: bool) -> None:
+                 annotate_urls: bool, header: Optional[str] = None) -> None:
         self.recorder = recorder
         self.entity = entity
         self.trace_header = trace_header
         self.is_subsegment = is_subsegment
         self.annotate_urls = annotate_urls
         self._finished = False
+        self.header = header
 
     @property
     def segment(self) -> Any:
@@ -119,15 +126,7 @@ class RequestTrace:
 
     def response_header(self) -> Optional[str]:
         """The ``X-Amzn-Trace-Id`` value to send back, or None when nothing is traced."""
-        entity = self.entity
-        if entity is None:
-            return None
-        try:
-            return prepare_response_header(self.trace_header,
-                                           entity.parent_segment if self.is_subsegment else entity)
-        except Exception:  # noqa: BLE001
-            log_once('_http.response_header', 'Could not build the response trace header.')
-            return None
+        return self.header
 
     def set_route(self, route: Optional[str]) -> None:
         """Record the matched route template so traces group by route as well as by URL."""
@@ -156,35 +155,26 @@ class RequestTrace:
         # An unsampled (dummy) entity records nothing: skip straight to ending it.
         if entity.sampled and entity.in_progress:
             try:
-                if exception is not None:
-                    if stack is None:
-                        stack = innermost_frames(exception, self.recorder.max_trace_back)
-                    entity.add_exception(exception, stack)
-                    if status is None:
-                        status = 500
-                length = content_length if content_length.__class__ is int else _as_length(content_length)
-                if self.annotate_urls or (status is not None and status.__class__ is not int):
-                    # Unusual values and URL annotations go through the validating entity API.
-                    if status is not None:
-                        entity.put_http_meta(http.STATUS, status)
-                        if self.annotate_urls:
-                            entity.put_annotation(http.STATUS, status)
-                    if length is not None:
-                        entity.put_http_meta(http.CONTENT_LENGTH, length)
-                        if self.annotate_urls:
-                            entity.put_annotation(http.CONTENT_LENGTH, length)
-                elif status is not None or length is not None:
-                    # An int status and an int length: write what put_http_meta would, without its checks.
-                    blocks = entity.http
-                    response = blocks.get('response')
-                    if response is None:
-                        response = blocks['response'] = {}
-                    if status is not None:
-                        if status >= 400:  # below 400 there is no flag to set
-                            entity.apply_status_code(status)
-                        response[http.STATUS] = status
-                    if length is not None:
-                        response[http.CONTENT_LENGTH] = length
+                if exception is None and not self.annotate_urls and status.__class__ is int and (
+                        content_length is None or content_length.__class__ is int):
+                    # The usual outcome: an int status and length. Write what put_http_meta would,
+                    # without its checks, into the http block begin_request created.
+                    response = {http.STATUS: status}
+                    if content_length is not None:
+                        response[http.CONTENT_LENGTH] = content_length
+                    blocks = entity._http
+                    if blocks is None:
+                        entity.http = {'response': response}
+                    else:
+                        recorded = blocks.get('response')
+                        if recorded is None:
+                            blocks['response'] = response
+                        else:  # fields the application recorded itself stay
+                            recorded.update(response)
+                    if status >= 400:  # below 400 there is no flag to set
+                        entity.apply_status_code(status)
+                else:
+                    self._record_outcome(entity, status, content_length, exception, stack)
                 if route:
                     self.set_route(route)
             except Exception:  # noqa: BLE001
@@ -196,6 +186,25 @@ class RequestTrace:
                 self.recorder.end_segment_by_handle(entity)
         except Exception:  # noqa: BLE001
             log_once('_http.end', 'Ending the request segment failed.')
+
+    def _record_outcome(self, entity: Any, status: Any, content_length: Any, exception: Optional[BaseException],
+                        stack: Any) -> None:
+        # Exceptions, unusual values and URL annotations go through the validating entity API.
+        if exception is not None:
+            if stack is None:
+                stack = innermost_frames(exception, self.recorder.max_trace_back)
+            entity.add_exception(exception, stack)
+            if status is None:
+                status = 500
+        length = _as_length(content_length)
+        if status is not None:
+            entity.put_http_meta(http.STATUS, status)
+            if self.annotate_urls:
+                entity.put_annotation(http.STATUS, status)
+        if length is not None:
+            entity.put_http_meta(http.CONTENT_LENGTH, length)
+            if self.annotate_urls:
+                entity.put_annotation(http.CONTENT_LENGTH, length)
 
 
 def _as_length(content_length: Any) -> Optional[int]:
@@ -229,7 +238,7 @@ def begin_request(recorder: Any, request: IncomingRequest, urls_as_annotation: b
             trace_header = parse_trace_header(raw_header)
             decision = trace_header.sampled
         else:
-            trace_header = TraceHeader()
+            trace_header = NO_TRACE_HEADER
             decision = None
         host = request.host or None
         name = request.name
@@ -256,7 +265,8 @@ def begin_request(recorder: Any, request: IncomingRequest, urls_as_annotation: b
             # save_origin_trace_header, without the call.
             entity._origin_trace_header = trace_header
         if entity.sampled:
-            # The request fields: URL without query, method, user agent, client ip.
+            # The request fields: URL without query, method, user agent, client ip. The blocks are
+            # written as put_http_meta/put_annotation would (valid keys, str values), without a call.
             url = request.url
             if url and ('?' in url or '#' in url):
                 url = strip_url(url)
@@ -271,15 +281,17 @@ def begin_request(recorder: Any, request: IncomingRequest, urls_as_annotation: b
                 fields[http.X_FORWARDED_FOR] = True
             elif request.client_ip:
                 fields[http.CLIENT_IP] = request.client_ip
-            entity.http = {'request': fields}
+            entity._http = {'request': fields}
+            entity._has_blocks = True
             route = request.route
             if route:
-                # What put_annotation would store: the key is valid and the value a str.
-                entity.annotations = {ROUTE_ANNOTATION: route if route.__class__ is str else str(route)}
+                entity._annotations = {ROUTE_ANNOTATION: route if route.__class__ is str else str(route)}
             if urls_as_annotation:
                 for key, value in fields.items():
                     entity.put_annotation(key, value)
-        return RequestTrace(recorder, entity, trace_header, in_lambda, urls_as_annotation)
+        # The response header depends only on the trace and the decision: known from here on.
+        header = prepare_response_header(trace_header, entity.parent_segment if in_lambda else entity)
+        return RequestTrace(recorder, entity, trace_header, in_lambda, urls_as_annotation, header)
     except Exception:  # noqa: BLE001 - tracing must never break the request
         log_once('_http.begin', 'Could not begin the request segment; the request proceeds untraced.')
         return RequestTrace(recorder, None, trace_header or TraceHeader(), False, False)

@@ -11,6 +11,7 @@ from ..utils.conversion import metadata_to_dict
 from ..utils.ids import entity_id as _entity_id
 from . import http
 from .throwable import Throwable
+from .trace_header import NO_TRACE_HEADER, TraceHeader
 
 log = logging.getLogger(__name__)
 
@@ -295,7 +296,11 @@ class Entity:
         self._origin_trace_header = trace_header
 
     def get_origin_trace_header(self):
-        return self._origin_trace_header
+        header = self._origin_trace_header
+        if header is NO_TRACE_HEADER:
+            # The request had no header: the caller gets an empty one of its own, never the shared one.
+            header = self._origin_trace_header = TraceHeader()
+        return header
 
     # -- serialisation ---------------------------------------------------------------------------
     def serialize(self) -> str:

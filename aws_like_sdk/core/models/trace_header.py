@@ -120,3 +120,9 @@ class TraceHeader:
 
     def __repr__(self) -> str:
         return 'TraceHeader(%r)' % self.to_header_str()
+
+
+#: Stands for "the request carried no trace header" on the request path, where building an empty
+#: header per request would be wasted work. It is only ever read; ``Entity.get_origin_trace_header``
+#: hands out a fresh empty header in its place.
+NO_TRACE_HEADER = TraceHeader()

@@ -137,11 +137,11 @@ def _finish_with_response(trace: RequestTrace, response: Any) -> None:
     status = content_length = None
     try:
         status = response.status
-        header = trace.response_header()
+        header = trace.header
         # A streaming response prepared by the handler has already sent its headers.
         if header is not None and not response.prepared:
             response.headers[http.XRAY_HEADER] = header
         content_length = response.content_length
     except Exception:  # noqa: BLE001 - e.g. a handler that returned something other than a response
         log_once('aiohttp.middleware.response', 'Could not read the aiohttp response for the trace.')
-    trace.finish(status=status, content_length=content_length)
+    trace.finish(status, content_length)

@@ -82,3 +82,43 @@ def test_unsampled_request_records_nothing_and_ends(recorder, udp_sink):
     handle.finish(status=500, exception=RuntimeError('x'))
     assert handle.entity.in_progress is False
     assert udp_sink.settle(quiet=0.1) == []
+
+
+def test_response_fields_recorded_by_the_application_are_kept(recorder, udp_sink):
+    handle = begin_request(recorder, _request())
+    handle.entity.put_http_meta('content_length', 99)  # the application's own value, replaced below
+    handle.entity.http['response']['x_custom'] = 'kept'
+    handle.finish(status=201, content_length=5)
+    (doc,) = udp_sink.wait_for(1)
+    assert doc['http']['response'] == {'content_length': 5, 'x_custom': 'kept', 'status': 201}
+
+
+@pytest.mark.parametrize('incoming,expected', [
+    (None, 'Root={trace_id}'),
+    ('Root=%s;Parent=53995c3f42cd8ad8;Sampled=1' % TRACE_ID, 'Root=%s' % TRACE_ID),
+    ('Root=%s;Sampled=?' % TRACE_ID, 'Root=%s;Sampled=1' % TRACE_ID),
+])
+def test_handle_carries_the_response_header(recorder, udp_sink, incoming, expected):
+    handle = begin_request(recorder, _request(trace_header=incoming))
+    segment = handle.entity
+    assert handle.header == handle.response_header() == expected.format(trace_id=segment.trace_id)
+    assert handle.header == prepare_response_header(segment.get_origin_trace_header(), segment)
+    handle.finish(status=200)
+    udp_sink.wait_for(1)
+
+
+def test_request_without_trace_header_gives_each_segment_its_own_empty_origin_header(recorder, udp_sink):
+    first = begin_request(recorder, _request())
+    first.finish(status=200)
+    second = begin_request(recorder, _request())
+    second.finish(status=200)
+    udp_sink.wait_for(2)
+    one, two = first.entity.get_origin_trace_header(), second.entity.get_origin_trace_header()
+    assert isinstance(one, TraceHeader) and one is not two
+    assert (one.root, one.parent, one.sampled, one.data) == (None, None, None, {})
+    one.data['Lineage'] = 'a87bd80c:1'  # changing one request's header leaves every other untouched
+    assert two.data == {} and first.entity.get_origin_trace_header() is one
+    third = begin_request(recorder, _request())
+    assert third.entity.get_origin_trace_header().data == {}
+    third.finish(status=200)
+    udp_sink.wait_for(3)
