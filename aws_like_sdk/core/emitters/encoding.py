@@ -5,6 +5,7 @@ subsegment document (it already carries ``trace_id``, ``parent_id`` and ``type``
 the parent is sent without them. A single entity still too large on its own is shrunk, with a
 visible marker, rather than dropped (upstream loses such segments: issues #351, #201, #309).
 """
+import functools
 import json
 import logging
 import math
@@ -50,13 +51,9 @@ def _encode_stdlib(doc: Any) -> bytes:
 if _orjson is not None:
     _ORJSON_OPTIONS = _orjson.OPT_NON_STR_KEYS
     _orjson_dumps = _orjson.dumps
-
-    def _encode_fast(doc: Any) -> bytes:
-        try:
-            return _orjson_dumps(doc, default=str)
-        except TypeError:
-            # Only metadata can hold non-str keys; the option that allows them slows every call.
-            return _orjson_dumps(doc, default=str, option=_ORJSON_OPTIONS)
+    # A C-level callable (no Python frame per document). Only metadata can hold non-str keys, and the
+    # option that allows them slows every call: encode_document retries with it when this raises.
+    _encode_fast = functools.partial(_orjson_dumps, default=str)
 else:
     _orjson_dumps = None
     _encode_fast = _encode_stdlib
@@ -77,8 +74,13 @@ def encode_document(doc: Dict[str, Any]) -> bytes:
     """Encode a document as compact UTF-8 JSON; never raises for odd values (cycles, NaN, surrogates)."""
     try:
         return _encode_fast(doc)
-    except Exception:  # noqa: BLE001 - fall back to the defensive path below
+    except Exception:  # noqa: BLE001 - fall back to the paths below
         pass
+    if _orjson_dumps is not None:
+        try:
+            return _orjson_dumps(doc, default=str, option=_ORJSON_OPTIONS)
+        except Exception:  # noqa: BLE001
+            pass
     try:
         return json.dumps(_finite(metadata_to_dict(doc)), separators=(',', ':'), default=str) \
             .encode('utf-8', errors='replace')

@@ -163,7 +163,7 @@ class Segment(Entity):
         return True
 
     def to_dict(self) -> Dict[str, Any]:
-        doc = super().to_dict()
+        doc = Entity.to_dict(self)  # not super(): no proxy object per document
         doc['trace_id'] = self.trace_id
         if self.user:
             doc['user'] = self.user

@@ -163,7 +163,7 @@ class Subsegment(Entity):
             return {'id': self.id, 'name': self.name, 'start_time': self.start_time, 'parent_id': parent_id,
                     'in_progress': self.in_progress, 'end_time': end_time, 'trace_id': self.trace_id,
                     'type': 'subsegment', 'namespace': self.namespace}
-        doc = super().to_dict()
+        doc = Entity.to_dict(self)  # not super(): no proxy object per document
         doc['trace_id'] = self.trace_id
         doc['type'] = 'subsegment'
         doc['namespace'] = self.namespace

@@ -6,7 +6,6 @@ emptied in a forked child so parent and child never hand out the same ids.
 """
 import collections
 import os
-import re
 import threading
 
 _BLOCK_BYTES = 4096
@@ -34,12 +33,10 @@ def random_hex(nbytes: int) -> str:
     return chunk.hex()
 
 
-_CHUNKS = {8: re.compile('.{16}'), 12: re.compile('.{24}')}
-
-
 def _refill(pool: 'collections.deque[str]', nbytes: int) -> None:
-    # One regex pass cuts the block into ids faster than a slicing loop.
-    pool.extend(_CHUNKS[nbytes].findall(os.urandom(_BLOCK_BYTES - _BLOCK_BYTES % nbytes).hex()))
+    # bytes.hex with a separator every ``nbytes`` bytes, then split: the block is cut into ids in C
+    # (twice as fast as a regex pass over the hex string).
+    pool.extend(os.urandom(_BLOCK_BYTES - _BLOCK_BYTES % nbytes).hex(' ', nbytes).split())
 
 
 #: ``take_entity_id() -> str``: the hot-path form of :func:`entity_id`, the pool's own ``popleft``

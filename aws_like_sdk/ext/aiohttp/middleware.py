@@ -19,6 +19,7 @@ import logging
 from typing import Any, Awaitable, Callable, Dict, Optional
 
 from aiohttp import hdrs, web
+from multidict import istr
 
 from ... import global_sdk_config
 from ...core import xray_recorder
@@ -32,6 +33,9 @@ log = logging.getLogger(__name__)
 __all__ = ['middleware']
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+# A case-insensitive key, as aiohttp's own header names: multidict then skips case-folding it per lookup.
+_XRAY_HEADER = istr(http.XRAY_HEADER)
 
 
 @web.middleware
@@ -94,7 +98,7 @@ def _incoming_request(request: web.Request) -> IncomingRequest:
         host,
         # Decoding only ever changes %-escapes: without one the decoded path is the raw path.
         raw_path if '%' not in raw_path else request.path,
-        get(http.XRAY_HEADER),
+        get(_XRAY_HEADER),
         get(hdrs.USER_AGENT),
         # The real peer (or what a trusted proxy middleware set through request.clone(remote=...)),
         # never a client-supplied header.
@@ -140,7 +144,7 @@ def _finish_with_response(trace: RequestTrace, response: Any) -> None:
         header = trace.header
         # A streaming response prepared by the handler has already sent its headers.
         if header is not None and not response.prepared:
-            response.headers[http.XRAY_HEADER] = header
+            response.headers[_XRAY_HEADER] = header
         content_length = response.content_length
     except Exception:  # noqa: BLE001 - e.g. a handler that returned something other than a response
         log_once('aiohttp.middleware.response', 'Could not read the aiohttp response for the trace.')
