@@ -355,3 +355,13 @@ def test_trace_ids_carry_the_second_they_were_begun_in():
     assert len({tid[11:] for tid in ids}) == 4
     segment = Segment('svc')
     assert segment.trace_id[2:10] == '%08x' % int(segment.start_time)
+
+
+def test_id_pools_cut_whole_blocks_into_well_formed_unique_ids():
+    from aws_like_sdk.core.utils import ids as id_pool
+    # More than three blocks of each kind, so refills and block boundaries are crossed.
+    entity_ids = [id_pool.entity_id() for _ in range(2000)]
+    trace_randoms = [id_pool.trace_random() for _ in range(1200)]
+    assert all(ID_RE.match(value) for value in entity_ids) and len(set(entity_ids)) == len(entity_ids)
+    assert all(re.fullmatch(r'[0-9a-f]{24}', value) for value in trace_randoms)
+    assert len(set(trace_randoms)) == len(trace_randoms)
