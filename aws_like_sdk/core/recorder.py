@@ -213,10 +213,8 @@ class AWSXRayRecorder:
             if self._origin:
                 segment.origin = self._origin
             segment._aws = self._aws_metadata
-            segment._aws_shared = True
             segment._has_blocks = True
             segment._service = SERVICE_INFO
-            segment._service_shared = True
             if decision.__class__ is str:
                 segment.set_rule_name(decision)
         else:

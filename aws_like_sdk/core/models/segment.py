@@ -36,10 +36,13 @@ class Segment(Entity):
 
     user: Optional[str] = None
     origin: Optional[str] = None
-    # The ``service`` block. The recorder hands every segment the same runtime-description dict and
-    # marks it shared; it is copied the first time anyone reads or replaces it through ``service``.
+    # The ``service`` block. The recorder hands every segment the same runtime-description dict; it
+    # is copied the first time anyone reads or replaces it through ``service``. The ``aws`` block
+    # works the same way. Both start out as shared (the setters say otherwise), so the recorder
+    # need not mark each new segment: copying a block the segment owns anyway only costs one copy.
     _service: Optional[Dict[str, Any]] = None
-    _service_shared = False
+    _service_shared = True
+    _aws_shared = True
 
     def __init__(self, name: str, entityid: Optional[str] = None, traceid: Optional[str] = None,
                  parent_id: Optional[str] = None, sampled: bool = True) -> None:
