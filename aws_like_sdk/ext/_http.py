@@ -289,8 +289,13 @@ def begin_request(recorder: Any, request: IncomingRequest, urls_as_annotation: b
             if urls_as_annotation:
                 for key, value in fields.items():
                     entity.put_annotation(key, value)
-        # The response header depends only on the trace and the decision: known from here on.
-        header = prepare_response_header(trace_header, entity.parent_segment if in_lambda else entity)
+        # The response header depends only on the trace and the decision: known from here on. The
+        # segment is open now, so a failure here must still leave a handle that ends it.
+        try:
+            header = prepare_response_header(trace_header, entity.parent_segment if in_lambda else entity)
+        except Exception:  # noqa: BLE001
+            log_once('_http.response_header', 'Could not build the response trace header.')
+            header = None
         return RequestTrace(recorder, entity, trace_header, in_lambda, urls_as_annotation, header)
     except Exception:  # noqa: BLE001 - tracing must never break the request
         log_once('_http.begin', 'Could not begin the request segment; the request proceeds untraced.')

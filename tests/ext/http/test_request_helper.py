@@ -122,3 +122,17 @@ def test_request_without_trace_header_gives_each_segment_its_own_empty_origin_he
     assert third.entity.get_origin_trace_header().data == {}
     third.finish(status=200)
     udp_sink.wait_for(3)
+
+
+def test_a_response_header_that_cannot_be_built_still_ends_the_segment(recorder, udp_sink, monkeypatch):
+    from aws_like_sdk.ext import _http
+
+    def broken(origin, segment):
+        raise ValueError('no header today')
+
+    monkeypatch.setattr(_http, 'prepare_response_header', broken)
+    handle = begin_request(recorder, _request())
+    assert handle.entity is not None and handle.header is None and handle.response_header() is None
+    handle.finish(status=200)
+    (doc,) = udp_sink.wait_for(1)
+    assert doc['http']['response'] == {'status': 200} and recorder.context.get_trace_entity() is None
