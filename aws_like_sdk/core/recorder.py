@@ -252,12 +252,7 @@ class AWSXRayRecorder:
         """
         if not segment.in_progress:
             return
-        if segment.__class__ is Segment:
-            # Entity.close, inline (once per request; the segment is known to be open).
-            segment.end_time = time.time() if end_time is None else end_time
-            segment.in_progress = False
-        else:
-            segment.close(end_time)
+        segment.close(end_time)
         # ready_to_send(), inline (once per request): closed, and nothing in its tree still open.
         if not segment._open:
             self._send_segment(segment)

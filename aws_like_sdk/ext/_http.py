@@ -158,19 +158,14 @@ class RequestTrace:
                 if exception is None and not self.annotate_urls and status.__class__ is int and (
                         content_length is None or content_length.__class__ is int):
                     # The usual outcome: an int status and length. Write what put_http_meta would,
-                    # without its checks, into the http block begin_request created.
-                    response = {http.STATUS: status}
+                    # without its checks (fields the application recorded itself stay).
+                    blocks = entity.http
+                    response = blocks.get('response')
+                    if response is None:
+                        response = blocks['response'] = {}
+                    response[http.STATUS] = status
                     if content_length is not None:
                         response[http.CONTENT_LENGTH] = content_length
-                    blocks = entity._http
-                    if blocks is None:
-                        entity.http = {'response': response}
-                    else:
-                        recorded = blocks.get('response')
-                        if recorded is None:
-                            blocks['response'] = response
-                        else:  # fields the application recorded itself stay
-                            recorded.update(response)
                     if status >= 400:  # below 400 there is no flag to set
                         entity.apply_status_code(status)
                 else:

@@ -7,19 +7,18 @@ import socket
 import threading
 import time
 import weakref
-from typing import Optional, Sequence, Tuple
+from typing import Optional, Tuple
 
 from ..daemon_config import DEFAULT_ADDRESS, DaemonConfig
 from ..exceptions.exceptions import InvalidDaemonAddressException
-from . import encoding, multisend
-from .encoding import HEADER_BYTES, MAX_DATAGRAM_BYTES, PROTOCOL_DELIMITER, PROTOCOL_HEADER, to_datagrams  # noqa: F401
+from . import multisend
+from .encoding import PROTOCOL_DELIMITER, PROTOCOL_HEADER, to_datagrams  # noqa: F401 - re-exported
 
 log = logging.getLogger(__name__)
 
 DEFAULT_DAEMON_ADDRESS = DEFAULT_ADDRESS
 
 _emitters: 'weakref.WeakSet[UDPEmitter]' = weakref.WeakSet()
-_MAX_BODY_BYTES = MAX_DATAGRAM_BYTES - len(HEADER_BYTES)
 
 
 # Upper bound on datagrams (each at most 60 KiB) waiting for the sender thread. When the application outpaces the
@@ -158,17 +157,7 @@ class UDPEmitter:
     def send_entity(self, entity) -> None:
         """Serialise ``entity`` and send (or queue) its datagrams; never raises."""
         try:
-            doc = entity.to_dict()
-            try:
-                body = encoding._encode_fast(doc)
-            except Exception:  # noqa: BLE001 - to_datagrams takes the defensive path
-                body = None
-            # The usual document fits one datagram as first encoded: send that (to_datagrams would
-            # encode it the same way); anything else is split, shrunk or repaired there.
-            if body is not None and len(body) <= _MAX_BODY_BYTES:
-                payloads: Sequence[bytes] = (HEADER_BYTES + body,)
-            else:
-                payloads = to_datagrams(doc)
+            payloads = to_datagrams(entity.to_dict())
         except Exception:  # noqa: BLE001 - a bad entity must never break the application
             log.exception('Failed to serialise entity %r; dropped.', getattr(entity, 'name', None))
             self.dropped += 1
