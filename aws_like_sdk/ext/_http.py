@@ -1,6 +1,7 @@
 """THE request-to-segment helper. Every web integration (Django, Flask, WSGI, ASGI, aiohttp) builds
-an :class:`IncomingRequest` from its framework's request, calls :func:`begin_request`, keeps the
-returned :class:`RequestTrace` handle, and calls :meth:`RequestTrace.finish` with the outcome.
+an :class:`IncomingRequest` from its framework's request and calls :func:`begin_request` (or passes
+the same fields straight to :func:`begin_request_for`), keeps the returned :class:`RequestTrace`
+handle, and calls :meth:`RequestTrace.finish` with the outcome.
 
 This module owns: reading the trace header, the segment name (service or dynamic naming), the
 sampling decision, segment-or-Lambda-subsegment, the request fields of the ``http`` block, optional
@@ -226,17 +227,31 @@ def begin_request(recorder: Any, request: IncomingRequest, urls_as_annotation: b
     Returns a handle whose :meth:`RequestTrace.finish` ends that segment. On any internal failure
     (including a missing service name) the handle is inert: finishing it does nothing.
     """
+    return begin_request_for(recorder, request.method, request.url, request.host, request.path, request.trace_header,
+                             request.user_agent, request.client_ip, request.x_forwarded_for, request.route,
+                             request.name, urls_as_annotation)
+
+
+def begin_request_for(recorder: Any, method: str, url: str, host: Optional[str] = None, path: Optional[str] = None,
+                      raw_header: Optional[str] = None, user_agent: Optional[str] = None,
+                      client_ip: Optional[str] = None, x_forwarded_for: Optional[str] = None,
+                      route: Optional[str] = None, name: Optional[str] = None,
+                      urls_as_annotation: bool = False) -> RequestTrace:
+    """:func:`begin_request` with the request's fields as arguments (those of :class:`IncomingRequest`,
+    ``raw_header`` being its ``trace_header``).
+
+    For adapters on the hottest paths (aiohttp): a request object built only to be read once here
+    costs about as much as everything else the adapter does before the segment exists.
+    """
     trace_header = None
     try:
-        raw_header = request.trace_header
         if raw_header:
             trace_header = parse_trace_header(raw_header)
             decision = trace_header.sampled
         else:
             trace_header = NO_TRACE_HEADER
             decision = None
-        host = request.host or None
-        name = request.name
+        host = host or None
         # The recorder's settings are read from its attributes, not through its properties: this
         # runs once per request, and every property read is a Python call.
         if not name:
@@ -251,7 +266,7 @@ def begin_request(recorder: Any, request: IncomingRequest, urls_as_annotation: b
                 # The sampling request is built only when a rule has to decide.
                 decision = 1 if not recorder._sampling else calculate_sampling_decision(
                     trace_header, recorder,
-                    {'host': host, 'method': request.method, 'path': request.path, 'service': name})
+                    {'host': host, 'method': method, 'path': path, 'service': name})
             # Positional: keyword arguments cost more than the call itself here.
             entity = recorder.begin_segment(name, trace_header.root, trace_header.parent, decision)
         if entity is None:
@@ -262,23 +277,21 @@ def begin_request(recorder: Any, request: IncomingRequest, urls_as_annotation: b
         if entity.sampled:
             # The request fields: URL without query, method, user agent, client ip. The blocks are
             # written as put_http_meta/put_annotation would (valid keys, str values), without a call.
-            url = request.url
             if url and ('?' in url or '#' in url):
                 url = strip_url(url)
-            fields: Dict[str, Any] = {http.URL: url, http.METHOD: request.method}
-            if request.user_agent:
-                fields[http.USER_AGENT] = request.user_agent
-            forwarded = request.x_forwarded_for
+            fields: Dict[str, Any] = {http.URL: url, http.METHOD: method}
+            if user_agent:
+                fields[http.USER_AGENT] = user_agent
+            forwarded = x_forwarded_for
             if forwarded:
                 forwarded = forwarded.split(',', 1)[0].strip()
             if forwarded:
                 fields[http.CLIENT_IP] = forwarded
                 fields[http.X_FORWARDED_FOR] = True
-            elif request.client_ip:
-                fields[http.CLIENT_IP] = request.client_ip
+            elif client_ip:
+                fields[http.CLIENT_IP] = client_ip
             entity._http = {'request': fields}
             entity._has_blocks = True
-            route = request.route
             if route:
                 entity._annotations = {ROUTE_ANNOTATION: route if route.__class__ is str else str(route)}
             if urls_as_annotation:

@@ -10,10 +10,10 @@ Usage::
     xray_recorder.configure(service='my-app', context=AsyncContext())
     app = web.Application(middlewares=[middleware])
 
-This adapter only turns the aiohttp request into an :class:`~aws_like_sdk.ext._http.IncomingRequest`;
-naming, sampling, the ``http`` block, flags and the response header are decided in ``ext/_http.py``.
-The handle returned by ``begin_request`` is kept in a local, so the request ends exactly the segment it
-opened whatever other tasks do with the context meanwhile.
+This adapter only reads the aiohttp request's fields and hands them to
+:func:`~aws_like_sdk.ext._http.begin_request_for`; naming, sampling, the ``http`` block, flags and the
+response header are decided in ``ext/_http.py``. The handle it returns is kept in a local, so the
+request ends exactly the segment it opened whatever other tasks do with the context meanwhile.
 """
 import logging
 from typing import Any, Awaitable, Callable, Dict, Optional
@@ -25,7 +25,7 @@ from ... import global_sdk_config
 from ...core import xray_recorder
 from ...core.models import http
 from ...core.suppression import is_suppressed
-from .._http import IncomingRequest, RequestTrace, begin_request
+from .._http import RequestTrace, begin_request_for
 from .._patching import log_once
 
 log = logging.getLogger(__name__)
@@ -59,11 +59,10 @@ async def middleware(request: web.Request, handler: Handler) -> web.StreamRespon
     if is_suppressed() or not global_sdk_config.sdk_enabled():
         return await handler(request)
     try:
-        incoming = _incoming_request(request)
+        trace = _begin(request)
     except Exception:  # noqa: BLE001 - an odd request must not fail the application
         log_once('aiohttp.middleware.request', 'Could not read the aiohttp request; it proceeds untraced.')
         return await handler(request)
-    trace = begin_request(xray_recorder, incoming)
     try:
         response = await handler(request)
     except web.HTTPException as exc:
@@ -76,25 +75,26 @@ async def middleware(request: web.Request, handler: Handler) -> web.StreamRespon
     return response
 
 
-def _incoming_request(request: web.Request) -> IncomingRequest:
+def _begin(request: web.Request) -> RequestTrace:
+    """Read the request's fields and open its segment (the fields go to the helper as arguments)."""
     headers = request.headers
     # request.host falls back to a name lookup of this machine on some aiohttp versions; a request
     # without a Host header is named after the service instead and its URL uses the local socket.
     host = request.host if hdrs.HOST in headers else None
     authority = host or _local_authority(request)
     raw_path = request.rel_url.raw_path
-    url = '%s://%s%s' % (request.scheme, authority, raw_path) if authority else raw_path
     get = headers.get
     # The route's canonical template, looked up once per route (see _canonical_of).
     route = getattr(request.match_info, 'route', None)
     canonical = _canonical_of.get(route, _MISSING)
     if canonical is _MISSING:
         canonical = _remember_canonical(route)
-    # Positional (cheaper than keywords, once per request): method, url, host, path, trace_header,
-    # user_agent, client_ip, x_forwarded_for, route.
-    return IncomingRequest(
+    # Positional (cheaper than keywords, once per request), in begin_request_for's order: method,
+    # url, host, path, trace header, user agent, client ip, X-Forwarded-For, route.
+    return begin_request_for(
+        xray_recorder,
         request.method,
-        url,
+        '%s://%s%s' % (request.scheme, authority, raw_path) if authority else raw_path,
         host,
         # Decoding only ever changes %-escapes: without one the decoded path is the raw path.
         raw_path if '%' not in raw_path else request.path,

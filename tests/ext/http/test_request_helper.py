@@ -2,7 +2,7 @@
 import pytest
 
 from aws_like_sdk.core.models.trace_header import TraceHeader
-from aws_like_sdk.ext._http import IncomingRequest, begin_request, parse_trace_header
+from aws_like_sdk.ext._http import IncomingRequest, begin_request, begin_request_for, parse_trace_header
 from aws_like_sdk.ext.util import prepare_response_header
 
 TRACE_ID = '1-5759e988-bd862e3fe1be46a994272793'
@@ -136,3 +136,27 @@ def test_a_response_header_that_cannot_be_built_still_ends_the_segment(recorder,
     handle.finish(status=200)
     (doc,) = udp_sink.wait_for(1)
     assert doc['http']['response'] == {'status': 200} and recorder.context.get_trace_entity() is None
+
+
+@pytest.mark.parametrize('fields', [
+    {},
+    {'trace_header': 'Root=%s;Parent=53995c3f42cd8ad8;Sampled=1' % TRACE_ID, 'x_forwarded_for': '203.0.113.9, 10.0.0.2'},
+    {'trace_header': 'Root=%s;Sampled=?' % TRACE_ID, 'route': None, 'user_agent': None},
+    {'name': 'fixed-name', 'url': 'http://h/%7Euser'},
+])
+def test_fields_as_arguments_record_what_the_request_object_does(recorder, udp_sink, fields):
+    request = _request(**fields)
+    by_object = begin_request(recorder, request)
+    by_object.finish(status=201, content_length=3)
+    by_fields = begin_request_for(recorder, request.method, request.url, request.host, request.path,
+                                  request.trace_header, request.user_agent, request.client_ip,
+                                  request.x_forwarded_for, request.route, request.name)
+    by_fields.finish(status=201, content_length=3)
+    first, second = udp_sink.wait_for(2)
+    assert by_object.header.split(';')[1:] == by_fields.header.split(';')[1:]
+    for doc in (first, second):
+        for key in ('id', 'start_time', 'end_time'):
+            doc.pop(key)
+        if not request.trace_header:
+            doc.pop('trace_id')
+    assert first == second
