@@ -357,6 +357,24 @@ def test_trace_ids_carry_the_second_they_were_begun_in():
     assert segment.trace_id[2:10] == '%08x' % int(segment.start_time)
 
 
+def test_segment_trace_ids_follow_the_clock_and_the_pool():
+    from aws_like_sdk.core.utils import ids as id_pool
+    # A prefix left over from another second (here 2023) must not be reused by a new segment.
+    id_pool.trace_id_at(1700000000.5)
+    segment = Segment('svc')
+    assert segment.trace_id[2:10] == '%08x' % int(segment.start_time)
+    # An empty pool is refilled, not an error; ids stay well formed and unique.
+    id_pool._trace_randoms.clear()
+    segments = [Segment('svc') for _ in range(1000)]
+    trace_ids = [seg.trace_id for seg in segments]
+    assert all(re.fullmatch(r'1-[0-9a-f]{8}-[0-9a-f]{24}', tid) for tid in trace_ids)
+    assert len(set(trace_ids)) == len(trace_ids)
+    assert all(seg.trace_id[2:10] == '%08x' % int(seg.start_time) for seg in segments)
+    # An explicit trace id is kept as given.
+    assert Segment('svc', traceid='1-5759e988-bd862e3fe1be46a994272793').trace_id == \
+        '1-5759e988-bd862e3fe1be46a994272793'
+
+
 def test_id_pools_cut_whole_blocks_into_well_formed_unique_ids():
     from aws_like_sdk.core.utils import ids as id_pool
     # More than three blocks of each kind, so refills and block boundaries are crossed.
