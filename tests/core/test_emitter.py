@@ -260,6 +260,41 @@ def test_flush_sends_at_once_instead_of_waiting_for_the_batch_linger(monkeypatch
     assert emitter.sent == 2 and len(udp_sink.wait_for(2)) == 2
 
 
+def test_a_full_batch_wakes_the_lingering_sender_and_flush_sends_the_rest(monkeypatch, udp_sink):
+    from aws_like_sdk.core.emitters import multisend, udp_emitter
+    # Lingers far longer than the test: datagrams can only arrive early if a full batch wakes the sender.
+    monkeypatch.setattr(udp_emitter, '_SENDER_LINGER', 60.0)
+    monkeypatch.setattr(udp_emitter, '_SENDER_LINGER_BUSY', 60.0)
+    emitter = UDPEmitter(udp_sink.address, background=True)
+    segment = Segment('batched')
+    segment.close()
+    total = 3 * multisend.MAX_BATCH + 10
+    for _ in range(total):
+        emitter.send_entity(segment)
+    # Small documents: a full batch is MAX_BATCH datagrams, so at least two full ones left by now.
+    assert len(udp_sink.wait_for(2 * multisend.MAX_BATCH, timeout=10)) >= 2 * multisend.MAX_BATCH
+    assert emitter._full_batch == multisend.MAX_BATCH
+    # What is left is less than a batch: it waits for the linger, or for flush().
+    assert emitter.flush(timeout=5)
+    assert emitter.sent == total and emitter.dropped == 0
+    assert len(udp_sink.wait_for(total)) == total
+
+
+def test_the_full_batch_follows_the_size_of_the_documents(udp_sink):
+    from aws_like_sdk.core.emitters import multisend
+    emitter = UDPEmitter(udp_sink.address, background=True)
+    segment = Segment('large')
+    segment.put_metadata('blob', 'x' * 8000)
+    segment.close()
+    for _ in range(40):
+        emitter.send_entity(segment)
+    assert emitter.flush(timeout=5)
+    # About 8 KB each: the byte bound, not the count, makes a batch full.
+    (payload,) = to_datagrams(segment.to_dict())
+    assert emitter._full_batch == multisend.MAX_BATCH_BYTES // len(payload) < multisend.MAX_BATCH
+    assert len(udp_sink.wait_for(40)) == 40
+
+
 def test_metadata_with_non_string_keys_is_encoded_by_the_fast_path():
     segment = Segment('keys')
     segment.put_metadata('by_id', {1: 'one', None: 'none', 2.5: 'x'})

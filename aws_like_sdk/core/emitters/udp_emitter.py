@@ -26,11 +26,17 @@ _emitters: 'weakref.WeakSet[UDPEmitter]' = weakref.WeakSet()
 # and a process producing faster than it can send is slowed down rather than losing traces.
 DEFAULT_MAX_QUEUE = 1024
 _SENDER_IDLE_WAIT = 0.5
-# The sender lets datagrams gather this long before each send (after a producer woke it, and while
-# traffic lasts): a server handling one request at a time would otherwise pay a thread wake-up, a GIL
-# handoff and a system call per request, which costs more than sending inline. Each pass of the sender
-# takes the GIL twice from a busy request thread; 10 ms measured cheaper than 2 or 5 ms (aiohttp).
+# The sender lets datagrams gather before each send: a server handling one request at a time would
+# otherwise pay a thread wake-up, a GIL handoff and a system call per request, which costs more than
+# sending inline. After a wake-up from idle it gathers this long (light traffic: a short wait costs
+# little, and documents reach the daemon promptly).
 _SENDER_LINGER = 0.010
+# While traffic lasts it waits up to this long between batches, and a producer wakes it as soon as a
+# full batch is queued. Each batch takes the GIL twice from a request thread that is busy, and on a
+# virtual machine each such handoff costs that thread two cross-CPU wake-ups (measured: a batch costs
+# the event loop about 0.3 ms), so full batches are the cheapest; a batch never exceeds the byte
+# bound that keeps one burst within a receiver's default buffer.
+_SENDER_LINGER_BUSY = 0.050
 # Intermittent failures (EAGAIN under a burst) alternate with successes; re-arming the once-per-cause
 # error on every success would log an error (and a recovery) per dropped datagram.
 _FAILURE_LOG_REARM_SECONDS = 60.0
@@ -125,6 +131,9 @@ class UDPEmitter:
         self._thread: Optional[threading.Thread] = None
         self._sleeping = False
         self._busy = False
+        # Queued datagrams that make one full batch: producers wake a lingering sender at this count.
+        # Estimated by the sender from the sizes it sends (the byte bound is what usually fills a batch).
+        self._full_batch = multisend.MAX_BATCH
         # Set while flush() waits: the sender then sends at once instead of lingering for a batch.
         # (A list: append and pop are atomic, so concurrent flushes need no lock to count themselves.)
         self._flushing: list = []
@@ -177,7 +186,8 @@ class UDPEmitter:
                 queue.append(payload)
         if self._thread is None:
             self._start_sender()
-        elif self._sleeping:
+        elif self._sleeping or (len(queue) >= self._full_batch and self._wakeup.locked()):
+            # Asleep, or lingering while a full batch waits (still locked: nobody has woken it yet).
             self._wake_sender()
 
     def _wake_sender(self) -> None:
@@ -216,27 +226,28 @@ class UDPEmitter:
                 atexit.register(_flush_all_at_exit)
         thread.start()
 
-    def _take_batch(self) -> Tuple[list, bool]:
-        """The next batch, and whether a bound cut it short (more is waiting: send again at once)."""
+    def _take_batch(self) -> Tuple[list, int]:
+        """The next batch (within the count and byte bounds) and its size in bytes."""
         # Only this thread takes from the queue, so at least len(queue) items are there to pop.
         queue = self._queue
         popleft = queue.popleft
         batch = [popleft() for _ in range(min(len(queue), multisend.MAX_BATCH))]
-        if len(batch) > 1 and sum(map(len, batch)) > multisend.MAX_BATCH_BYTES:
+        size = sum(map(len, batch))
+        if len(batch) > 1 and size > multisend.MAX_BATCH_BYTES:
             # Large documents: keep what fits the byte bound (at least one), put the rest back in front.
             total = 0
             for index, payload in enumerate(batch):
                 total += len(payload)
                 if total > multisend.MAX_BATCH_BYTES and index:
                     queue.extendleft(reversed(batch[index:]))
-                    return batch[:index], True
-        return batch, len(batch) == multisend.MAX_BATCH
+                    return batch[:index], total - len(payload)
+        return batch, size
 
     def _sender_loop(self) -> None:
         queue = self._queue
         while True:
             self._busy = True
-            batch, cut_short = self._take_batch()
+            batch, size = self._take_batch()
             if not batch:
                 self._busy = False
                 # A whole linger passed without a datagram: sleep until a producer wakes us.
@@ -257,15 +268,18 @@ class UDPEmitter:
                 self.dropped += len(batch)
             finally:
                 self._busy = False
-            if not cut_short and not self._flushing:
-                # While traffic lasts the sender paces itself, one batch per linger, so producers
-                # never have to wake it (a wake-up costs the request thread a system call and the
-                # machine two context switches).
-                self._linger()
+            # How many datagrams of the sizes just sent fill a batch (by count or by bytes).
+            self._full_batch = max(1, min(multisend.MAX_BATCH, multisend.MAX_BATCH_BYTES * len(batch) // max(size, 1)))
+            if len(queue) < self._full_batch and not self._flushing:
+                # While traffic lasts the sender paces itself: it waits for a full batch (a producer
+                # then wakes it) or the busy linger, whichever comes first. With a full batch (or
+                # more) already waiting it sends again at once.
+                self._linger(_SENDER_LINGER_BUSY)
 
-    def _linger(self) -> None:
-        # Let datagrams gather for one batch; flush() cuts the wait short by releasing the lock.
-        self._wakeup.acquire(timeout=_SENDER_LINGER)
+    def _linger(self, seconds: Optional[float] = None) -> None:
+        # Let datagrams gather for one batch; flush() and a full batch cut the wait short by
+        # releasing the lock.
+        self._wakeup.acquire(timeout=_SENDER_LINGER if seconds is None else seconds)
 
     def _send_batch(self, batch: list) -> None:
         try:
