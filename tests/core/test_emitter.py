@@ -260,6 +260,20 @@ def test_flush_sends_at_once_instead_of_waiting_for_the_batch_linger(monkeypatch
     assert emitter.sent == 2 and len(udp_sink.wait_for(2)) == 2
 
 
+def test_values_the_fast_encoder_refuses_are_written_as_text():
+    class Region:
+        def __str__(self):
+            return 'eu-west-1'
+
+    segment = Segment('odd-values')
+    segment.set_aws({'region': Region(), 'ecs': {'container': 'c1'}})
+    segment.close()
+    (payload,) = to_datagrams(segment.to_dict())
+    doc = json.loads(payload.split(b'\n', 1)[1])
+    assert doc['aws'] == {'region': 'eu-west-1', 'ecs': {'container': 'c1'}}
+    assert json.loads(segment.serialize())['aws']['region'] == 'eu-west-1'
+
+
 def test_a_full_batch_wakes_the_lingering_sender_and_flush_sends_the_rest(monkeypatch, udp_sink):
     from aws_like_sdk.core.emitters import multisend, udp_emitter
     # Lingers far longer than the test: datagrams can only arrive early if a full batch wakes the sender.

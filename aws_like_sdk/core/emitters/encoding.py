@@ -5,7 +5,6 @@ subsegment document (it already carries ``trace_id``, ``parent_id`` and ``type``
 the parent is sent without them. A single entity still too large on its own is shrunk, with a
 visible marker, rather than dropped (upstream loses such segments: issues #351, #201, #309).
 """
-import functools
 import json
 import logging
 import math
@@ -51,9 +50,11 @@ def _encode_stdlib(doc: Any) -> bytes:
 if _orjson is not None:
     _ORJSON_OPTIONS = _orjson.OPT_NON_STR_KEYS
     _orjson_dumps = _orjson.dumps
-    # A C-level callable (no Python frame per document). Only metadata can hold non-str keys, and the
-    # option that allows them slows every call: encode_document retries with it when this raises.
-    _encode_fast = functools.partial(_orjson_dumps, default=str)
+    # orjson itself, with no arguments: keyword arguments cost it more than a small document's
+    # encoding does (measured: 8.1 k instructions with ``default=str``, 7.7 k without, 9.0 k through
+    # a partial). A document it cannot encode as is (a value of an unknown type, a non-str key) raises,
+    # and the tolerant encoder retries with ``default=str`` and non-str keys allowed.
+    _encode_fast = _orjson_dumps
 else:
     _orjson_dumps = None
     _encode_fast = _encode_stdlib
@@ -75,7 +76,12 @@ def encode_document(doc: Dict[str, Any]) -> bytes:
     try:
         return _encode_fast(doc)
     except Exception:  # noqa: BLE001 - fall back to the paths below
-        pass
+        return _encode_tolerant(doc)
+
+
+def _encode_tolerant(doc: Dict[str, Any]) -> bytes:
+    # For what the fast encoder refused: unknown types become str, non-str keys are allowed, and the
+    # stdlib path replaces NaN, cycles and surrogates.
     if _orjson_dumps is not None:
         try:
             return _orjson_dumps(doc, default=str, option=_ORJSON_OPTIONS)
@@ -148,7 +154,7 @@ def to_datagrams(doc: Dict[str, Any], limit: int = MAX_DATAGRAM_BYTES) -> List[b
     try:
         data = _encode_fast(doc)
     except Exception:  # noqa: BLE001 - the defensive path copes with anything
-        data = encode_document(doc)
+        data = _encode_tolerant(doc)
     if len(data) + _HEADER_LENGTH <= limit:
         return [HEADER_BYTES + data]
     out: List[bytes] = []
