@@ -4,9 +4,7 @@ import traceback
 from typing import Any, Dict, Optional
 
 from ..exceptions.exceptions import SegmentNameMissingException
-from ..utils import ids as _ids
-from ..utils.ids import entity_id as _entity_id, take_entity_id as _take_entity_id, \
-    take_trace_random as _take_trace_random, trace_id_at as _trace_id_at
+from ..utils.ids import entity_id as _entity_id, take_entity_id as _take_entity_id, trace_id_at as _trace_id_at
 from .entity import Entity, _clean_names, sanitize_name
 
 
@@ -57,14 +55,6 @@ class Segment(Entity):
         self.name = _clean_names.get(name) or sanitize_name(name)
         self.start_time = now = time.time()
         # One clock read serves both the start time and the epoch part of a new trace id.
-        if not traceid:
-            # trace_id_at(now) without the call, while this second's prefix is current and the pool full.
-            second = _ids.current_second
-            if second[0] <= now < second[1]:
-                try:
-                    traceid = second[2] + _take_trace_random()
-                except IndexError:
-                    pass
         self.trace_id = traceid or _trace_id_at(now)
         # Read for every subsegment or document: instance attributes read faster than class defaults.
         self.parent_id = parent_id

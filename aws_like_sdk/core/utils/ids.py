@@ -66,20 +66,16 @@ def trace_random() -> str:
 # (start, end, '1-<epoch second as 8 hex digits>-') of the second trace ids are being begun in: ids
 # begun within one second share the prefix. Floats, so "still this second?" is two comparisons and
 # no int(); a tuple replaced in one assignment, so a racing thread sees the old or the new triple.
-current_second = (0.0, -1.0, '')
-
-#: ``take_trace_random() -> str``: the hot-path form of :func:`trace_random`, the pool's own
-#: ``popleft``; IndexError when the pool is empty (:func:`trace_id_at` then refills it).
-take_trace_random = _trace_randoms.popleft
+_current_second = (0.0, -1.0, '')
 
 
 def trace_id_at(now: float) -> str:
     """Return a new trace id, ``1-<epoch seconds of now, 8 hex>-<24 random hex>``."""
-    global current_second
-    second = current_second
+    global _current_second
+    second = _current_second
     if not second[0] <= now < second[1]:
         epoch = int(now)
-        second = current_second = (float(epoch), float(epoch + 1), '1-%08x-' % epoch)
+        second = _current_second = (float(epoch), float(epoch + 1), '1-%08x-' % epoch)
     try:
         return second[2] + _trace_randoms.popleft()
     except IndexError:
