@@ -70,6 +70,10 @@ async def begin_subsegment(session: aiohttp.ClientSession, trace_config_ctx: Sim
         url = params.url
         name = getattr(trace_config_ctx, 'name', None) or url.host or get_hostname(str(url))
         try:
+            # Looking the entity up applies the context-missing strategy (an error for LOG_ERROR,
+            # silence for IGNORE_ERROR); begin_subsegment would add a warning of its own per request.
+            if recorder.get_trace_entity() is None:
+                return
             subsegment = recorder.begin_subsegment(name, REMOTE_NAMESPACE)
         except SegmentNotFoundException:
             log_once('aiohttp.client.no_segment',
@@ -115,7 +119,10 @@ async def end_subsegment_with_exception(session: aiohttp.ClientSession, trace_co
                                         params: aiohttp.TraceRequestExceptionParams) -> None:
     """``on_request_exception``: record the exception and end the subsegment.
 
-    Connection and DNS failures (:data:`LOCAL_EXCEPTIONS`) switch the namespace to ``local``.
+    Connection and DNS failures (:data:`LOCAL_EXCEPTIONS`) switch the namespace to ``local``. A
+    :class:`aiohttp.ClientResponseError` carrying the server's status (``raise_for_status``) is recorded
+    as that response: its status and the flags it implies (4xx error, 429 throttle, 5xx fault), with the
+    exception in ``cause`` as a remote one.
 
     Args:
         session: the client session making the request.
@@ -130,19 +137,36 @@ async def end_subsegment_with_exception(session: aiohttp.ClientSession, trace_co
             exception = params.exception
             recorder = getattr(trace_config_ctx, 'recorder', None) or xray_recorder
             stack = innermost_frames(exception, recorder.max_trace_back)
-            subsegment.add_exception(exception, stack)
-            if isinstance(exception, LOCAL_EXCEPTIONS):
+            status = _answered_status(exception)
+            subsegment.add_exception(exception, stack, status is not None)
+            if status is not None:
+                # The server answered: its status decides the flags, as for a returned response
+                # (add_exception marked a fault, which only a 5xx status is).
+                subsegment.fault = False
+                subsegment.put_http_meta(http.STATUS, status)
+            elif isinstance(exception, LOCAL_EXCEPTIONS):
                 subsegment.namespace = LOCAL_NAMESPACE
     except Exception:  # noqa: BLE001
         log_once('aiohttp.client.exception', 'Could not record the aiohttp client exception.')
     _end(trace_config_ctx, subsegment)
 
 
+def _answered_status(exception: BaseException) -> Optional[int]:
+    # raise_for_status raises ClientResponseError with the response's status before on_request_end;
+    # aiohttp leaves status 0 on errors that came with no response.
+    if isinstance(exception, aiohttp.ClientResponseError):
+        status = exception.status
+        if status.__class__ is int and 100 <= status <= 999:
+            return status
+    return None
+
+
 def _recorded_url(url: Any) -> str:
     # Neither credentials nor the query string (which often carries secrets) are recorded.
     if url.user is not None or url.password is not None:
         url = url.with_user(None)
-    return url.with_query(None).with_fragment(None).human_repr()
+    # The encoded form, as the server side records its URL (and as aws-xray-sdk does).
+    return str(url.with_query(None).with_fragment(None))
 
 
 def _take_subsegment(trace_config_ctx: SimpleNamespace) -> Any:

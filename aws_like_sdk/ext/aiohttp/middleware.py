@@ -148,4 +148,7 @@ def _finish_with_response(trace: RequestTrace, response: Any) -> None:
         content_length = response.content_length
     except Exception:  # noqa: BLE001 - e.g. a handler that returned something other than a response
         log_once('aiohttp.middleware.response', 'Could not read the aiohttp response for the trace.')
+        if status is None:
+            # aiohttp cannot send such a "response" (it answers 500 or drops the connection): a fault.
+            status = 500
     trace.finish(status, content_length)

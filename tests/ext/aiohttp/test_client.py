@@ -93,6 +93,70 @@ async def test_named_trace_config_and_status_flags(xray, udp_sink):
     assert all('cause' not in s for s in subs)
 
 
+async def test_raise_for_status_records_the_answered_status_and_its_flags(xray, udp_sink):
+    # aiohttp raises ClientResponseError before on_request_end: the server still answered, so its
+    # status and flags are recorded as for a returned response, with the error as a remote cause.
+    config = aws_xray_trace_config()
+    raised = []
+    async with serve(plain_app()) as server, \
+            aiohttp.ClientSession(trace_configs=[config], raise_for_status=True) as session:
+        async with xray.in_segment_async('caller'):
+            for code in (404, 429, 503):
+                with pytest.raises(aiohttp.ClientResponseError) as info:
+                    async with session.get(server.make_url('/status/%d' % code)):
+                        pass
+                raised.append(info.value.status)
+    assert raised == [404, 429, 503]
+    seg, = await wait_segments(udp_sink, 1)
+    subs = seg['subsegments']
+    assert [s['http']['response']['status'] for s in subs] == [404, 429, 503]
+    flags = [{f for f in ('error', 'fault', 'throttle') if s.get(f)} for s in subs]
+    assert flags == [{'error'}, {'error', 'throttle'}, {'fault'}]
+    assert all(s['namespace'] == REMOTE_NAMESPACE for s in subs)
+    for sub in subs:
+        exception, = sub['cause']['exceptions']
+        assert exception['type'] == 'ClientResponseError' and exception['remote'] is True
+
+
+async def test_recorded_url_keeps_its_percent_escapes(xray, udp_sink):
+    # As the server side records it (and as aws-xray-sdk does): the encoded form, not a decoded one.
+    async with serve(plain_app()) as server, \
+            aiohttp.ClientSession(trace_configs=[aws_xray_trace_config()]) as session:
+        port = server.port
+        async with xray.in_segment_async('caller'):
+            async with session.get(server.make_url('/a%20b')) as resp:
+                assert resp.status == 404
+    seg, = await wait_segments(udp_sink, 1)
+    assert seg['subsegments'][0]['http']['request']['url'] == 'http://127.0.0.1:%d/a%%20b' % port
+
+
+async def test_each_request_ends_the_subsegment_it_began_not_the_current_one(xray, udp_sink):
+    # Another TraceConfig makes its own subsegment current while the request is in flight and ends it
+    # only after ours has run: ours must end (and record the status on) its own subsegment.
+    intruder = aiohttp.TraceConfig()
+
+    async def begin_intruder(session, ctx, params):
+        ctx.entity = xray.begin_subsegment('intruder')
+
+    async def end_intruder(session, ctx, params):
+        xray.end_subsegment_by_handle(ctx.entity)
+
+    intruder.on_request_headers_sent.append(begin_intruder)
+    intruder.on_request_end.append(end_intruder)
+    async with serve(plain_app()) as server, \
+            aiohttp.ClientSession(trace_configs=[aws_xray_trace_config(), intruder]) as session:
+        async with xray.in_segment_async('caller'):
+            async with session.get(server.make_url('/status/404')) as resp:
+                assert resp.status == 404
+    seg, = await wait_segments(udp_sink, 1)
+    request_sub, = seg['subsegments']
+    assert request_sub['name'] == '127.0.0.1'
+    assert request_sub['http']['response'] == {'status': 404, 'content_length': 1}
+    assert request_sub.get('error') is True
+    intruder_sub, = request_sub['subsegments']
+    assert intruder_sub['name'] == 'intruder' and 'http' not in intruder_sub and not intruder_sub.get('error')
+
+
 async def test_redirect_is_one_subsegment_with_the_final_status(xray, udp_sink):
     async with serve(plain_app()) as server, \
             aiohttp.ClientSession(trace_configs=[aws_xray_trace_config()]) as session:
@@ -237,7 +301,7 @@ async def test_hundred_concurrent_requests_under_one_segment(xray, udp_sink):
 
 
 @pytest.mark.parametrize('strategy', ['LOG_ERROR', 'IGNORE_ERROR', 'RUNTIME_ERROR'])
-async def test_request_outside_any_segment_proceeds_untraced(xray, udp_sink, strategy):
+async def test_request_outside_any_segment_proceeds_untraced(xray, udp_sink, caplog_sdk, strategy):
     xray.configure(context_missing=strategy)
     async with serve(plain_app()) as server, \
             aiohttp.ClientSession(trace_configs=[aws_xray_trace_config()]) as session:
@@ -246,6 +310,17 @@ async def test_request_outside_any_segment_proceeds_untraced(xray, udp_sink, str
                 assert resp.status == 200
                 assert await resp.text() == ''
     assert await quiet(udp_sink) == []
+    # What is logged is the strategy's business: an error per request for LOG_ERROR, nothing above
+    # DEBUG for IGNORE_ERROR, and for RUNTIME_ERROR (which must not fail the request) one warning.
+    errors = [r for r in caplog_sdk.records if r.levelno >= logging.ERROR]
+    warnings = [r for r in caplog_sdk.records if r.levelno == logging.WARNING]
+    if strategy == 'LOG_ERROR':
+        assert len(errors) == 2
+    elif strategy == 'IGNORE_ERROR':
+        assert errors == [] and warnings == []
+    else:
+        assert errors == []
+        assert len([r for r in warnings if 'proceeds untraced' in r.getMessage()]) == 1
 
 
 async def test_unsampled_segment_propagates_not_sampled(xray, udp_sink):

@@ -199,8 +199,8 @@ async def test_the_application_sees_exactly_what_the_handler_produced(xray, udp_
     assert seen[3] == ('returned', None)
     segs = await wait_segments(udp_sink, 4)
     assert len(segs) == 4
-    # A handler that returned no response still gets its segment ended.
-    assert 'response' not in segs[3].get('http', {}) or 'status' not in segs[3]['http']['response']
+    # A handler that returned no response still gets its segment ended, as a fault (aiohttp cannot send it).
+    assert segs[3]['http']['response'] == {'status': 500} and segs[3].get('fault') is True
 
 
 async def test_cancelled_request_when_the_client_goes_away(xray, udp_sink):
@@ -326,6 +326,43 @@ async def test_forwarded_for_and_real_peer(xray, udp_sink):
     assert first['http']['request']['x_forwarded_for'] is True
     assert second['http']['request']['client_ip'] == '127.0.0.1'
     assert 'x_forwarded_for' not in second['http']['request']
+
+
+async def test_client_ip_is_request_remote_as_a_proxy_middleware_sets_it(xray, udp_sink):
+    # A proxy-aware middleware before ours replaces the peer through request.clone(remote=...), the
+    # documented aiohttp way; the segment records that address, not the socket's.
+    @web.middleware
+    async def behind_proxy(request, handler):
+        return await handler(request.clone(remote='203.0.113.5'))
+
+    async with serve(traced_app(routes, behind_proxy)) as server, aiohttp.ClientSession() as session:
+        async with session.get(server.make_url('/hello')) as resp:
+            assert resp.status == 200
+    seg = _only_segment(await wait_segments(udp_sink, 1))
+    assert seg['http']['request']['client_ip'] == '203.0.113.5'
+    assert 'x_forwarded_for' not in seg['http']['request']
+
+
+@pytest.mark.parametrize('returned', [None, 'text', {'not': 'a response'}])
+async def test_handler_returning_no_response_is_a_fault_and_aiohttp_answers_as_usual(xray, udp_sink, returned):
+    async def bad(request):
+        return returned
+
+    plain = web.Application()
+    plain.router.add_get('/bad', bad)
+    traced = traced_app([web.get('/bad', bad)])
+    outcomes = []
+    for app in (plain, traced):
+        async with serve(app) as server, aiohttp.ClientSession() as session:
+            try:
+                async with session.get(server.make_url('/bad')) as resp:
+                    outcomes.append(resp.status)
+            except aiohttp.ClientError as exc:  # aiohttp 3.9 drops the connection
+                outcomes.append(type(exc))
+    assert outcomes[0] == outcomes[1]
+    seg = _only_segment(await wait_segments(udp_sink, 1))
+    assert seg['http']['response']['status'] == 500
+    assert seg.get('fault') is True
 
 
 async def test_sub_application_route_includes_its_prefix(xray, udp_sink):
