@@ -9,21 +9,28 @@ fi
 python -m pip install -q -e '.[test]'
 python -m pytest -q -p no:cacheprovider "$@"
 
-# The Django integration supports 4.2 LTS through the newest release: run its tests against 4.2 as well,
-# in a virtualenv layered on this environment (only Django differs). Skipped when arguments select tests.
-if [ "$#" -eq 0 ]; then
-    venv="${TMPDIR:-/tmp}/aws_like_sdk-django42"
+# Rerun one integration's tests against the oldest release it supports, in a virtualenv layered on this
+# environment (only the pinned packages differ). Arguments: venv name, version check, test path, pins...
+test_supported_floor() {
+    local venv="${TMPDIR:-/tmp}/aws_like_sdk-$1" check="$2" tests="$3"
+    shift 3
     [ -x "$venv/bin/python" ] || python -m venv --system-site-packages "$venv"
-    "$venv/bin/python" -m pip install -q 'Django>=4.2,<5.0'
-    "$venv/bin/python" -c 'import django; assert django.VERSION[:2] == (4, 2), django.VERSION; print("Django", django.get_version())'
-    "$venv/bin/python" -m pytest -q -p no:cacheprovider tests/ext/django
+    # pip warns that packages outside the venv want newer releases; the tests below do not use them. A
+    # failed install still fails the version check.
+    "$venv/bin/python" -m pip install -q "$@" 2>&1 | grep -v 'dependency resolver\| requires ' || true
+    "$venv/bin/python" -c "$check"
+    "$venv/bin/python" -m pytest -q -p no:cacheprovider "$tests"
+}
 
-    # The aiohttp integration supports 3.9 through the newest release: its tests run against 3.9 as well.
-    # aiohttp 3.9 predates yarl 1.10, whose stricter host check breaks 3.9's own sub-application routing.
-    venv="${TMPDIR:-/tmp}/aws_like_sdk-aiohttp39"
-    [ -x "$venv/bin/python" ] || python -m venv --system-site-packages "$venv"
-    # pip warns that packages outside this venv want a newer aiohttp; they are not used by these tests.
-    "$venv/bin/python" -m pip install -q 'aiohttp>=3.9,<3.10' 'yarl<1.10' 2>&1 | grep -v 'dependency\|requires aiohttp' || true
-    "$venv/bin/python" -c 'import aiohttp; assert aiohttp.__version__.startswith("3.9."), aiohttp.__version__; print("aiohttp", aiohttp.__version__)'
-    "$venv/bin/python" -m pytest -q -p no:cacheprovider tests/ext/aiohttp
+# Skipped when arguments select tests.
+if [ "$#" -eq 0 ]; then
+    # Django: 4.2 LTS through the newest release.
+    test_supported_floor django42 \
+        'import django; assert django.VERSION[:2] == (4, 2), django.VERSION; print("Django", django.get_version())' \
+        tests/ext/django 'Django>=4.2,<5.0'
+    # aiohttp: 3.9 through the newest release. 3.9 predates yarl 1.10, whose stricter host check breaks
+    # 3.9's own sub-application routing.
+    test_supported_floor aiohttp39 \
+        'import aiohttp; assert aiohttp.__version__.startswith("3.9."), aiohttp.__version__; print("aiohttp", aiohttp.__version__)' \
+        tests/ext/aiohttp 'aiohttp>=3.9,<3.10' 'yarl<1.10'
 fi
