@@ -1,0 +1,152 @@
+"""Where aws_like_sdk's aiohttp middleware spends its time inside a request: one part at a time.
+
+Tight-loop timings understate a request's tracing cost about threefold (code and data are cold after
+the framework's own work), and two processes of the same code differ by up to 2 µs on a shared
+machine. So this script measures in one process and one event loop: a single app whose middleware
+runs a different variant in each round, rounds interleaved, best round per variant. The figure printed
+is a variant's cost over a pass-through middleware:
+
+    read      the request fields the adapter reads (the helper call replaced by a no-op)
+    segment   begin_segment and end_segment_by_handle alone (no request fields), nothing sent
+    begin     read, then the request helper's begin (fields, segment, handle); context cleared after
+    record    the whole middleware, with emission a no-op
+    encode    the same, and the document built and encoded, then dropped
+    send      the same, and handed to the real background sender (waited for at each round's end)
+
+Run from the repository root: PYTHONPATH=. python benchmarks/aiohttp_parts.py [--requests N] [--rounds R]
+"""
+import argparse
+import asyncio
+import os
+import socket
+import sys
+import time
+from typing import Any, Callable, Dict, List
+
+from aiohttp_bench import MALLOC_PINS, Connection, _time_requests  # noqa: E402 - benchmarks/ is the script directory
+
+VARIANTS = ('pass', 'read', 'segment', 'begin', 'record', 'encode', 'send')
+
+
+def _no_helper(*fields: Any) -> None:
+    """Stands in for the request helper in the 'read' rounds: the adapter reads, nothing else runs."""
+
+
+class _SwitchingEmitter:
+    """Does nothing, encodes and drops, or sends for real, as the current variant says."""
+
+    def __init__(self, real: Any, variant: List[str]) -> None:
+        from aws_like_sdk.core.emitters.encoding import to_datagrams
+        self._real = real
+        self._variant = variant
+        self._to_datagrams = to_datagrams
+
+    def send_entity(self, entity: Any) -> None:
+        variant = self._variant[0]
+        if variant == 'send':
+            self._real.send_entity(entity)
+        elif variant == 'encode':
+            self._to_datagrams(entity.to_dict())
+
+    def set_daemon_address(self, address: str) -> None:
+        self._real.set_daemon_address(address)
+
+    def flush(self, timeout: float = 2.0) -> bool:
+        return self._real.flush(timeout)
+
+
+async def _run(requests: int, rounds: int) -> Dict[str, float]:
+    from aiohttp import web
+
+    from aws_like_sdk.core import xray_recorder
+    from aws_like_sdk.core.async_context import AsyncContext
+    from aws_like_sdk.ext.aiohttp import middleware as adapter
+
+    sink = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sink.bind(('127.0.0.1', 0))
+    variant = ['pass']
+    xray_recorder.configure(service='bench', sampling=False, context=AsyncContext(), context_missing='IGNORE_ERROR',
+                            daemon_address='127.0.0.1:%d' % sink.getsockname()[1])
+    xray_recorder.configure(emitter=_SwitchingEmitter(xray_recorder.emitter, variant))
+    real_begin = adapter.begin_request_for
+
+    async def read(request: web.Request, handler: Callable) -> web.StreamResponse:
+        adapter._begin(request)  # in this variant's rounds the helper call is a no-op (see below)
+        return await handler(request)
+
+    async def segment(request: web.Request, handler: Callable) -> web.StreamResponse:
+        entity = xray_recorder.begin_segment('bench', None, None, 1)
+        response = await handler(request)
+        xray_recorder.end_segment_by_handle(entity)
+        return response
+
+    async def begin(request: web.Request, handler: Callable) -> web.StreamResponse:
+        adapter._begin(request)
+        response = await handler(request)
+        xray_recorder.clear_trace_entities()  # what ending the segment does to the context
+        return response
+
+    async def passthrough(request: web.Request, handler: Callable) -> web.StreamResponse:
+        return await handler(request)
+
+    # Every variant is called the same way, one coroutine below the dispatching middleware.
+    parts = {'pass': passthrough, 'read': read, 'segment': segment, 'begin': begin,
+             'record': adapter.middleware, 'encode': adapter.middleware, 'send': adapter.middleware}
+
+    @web.middleware
+    async def dispatch(request: web.Request, handler: Callable) -> web.StreamResponse:
+        return await parts[variant[0]](request, handler)
+
+    async def handler(request: web.Request) -> web.Response:
+        return web.Response(text='ok')
+
+    app = web.Application(middlewares=[dispatch])
+    app.router.add_get('/items/{item_id}', handler)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, '127.0.0.1', 0).start()
+    conn = await Connection.open(runner.addresses[0][1])
+    loop = asyncio.get_running_loop()
+    samples: Dict[str, List[float]] = {name: [] for name in VARIANTS}
+    try:
+        for name in VARIANTS:
+            variant[0] = name
+            adapter.begin_request_for = _no_helper if name == 'read' else real_begin
+            await _time_requests(conn, 300)
+        for _ in range(rounds):
+            for name in VARIANTS:
+                variant[0] = name
+                adapter.begin_request_for = _no_helper if name == 'read' else real_begin
+                start = time.perf_counter()
+                for _ in range(requests):
+                    await conn.request()
+                # Every variant waits the same way; only 'send' leaves the sender anything to do.
+                await loop.run_in_executor(None, xray_recorder.emitter.flush, 10)
+                samples[name].append((time.perf_counter() - start) / requests * 1e6)
+    finally:
+        adapter.begin_request_for = real_begin
+        conn.close()
+        await runner.cleanup()
+        sink.close()
+    return {name: min(values) for name, values in samples.items()}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument('--requests', type=int, default=1500, help='requests per round and variant')
+    parser.add_argument('--rounds', type=int, default=12, help='interleaved rounds')
+    args = parser.parse_args()
+    missing = {key: value for key, value in MALLOC_PINS.items() if key not in os.environ}
+    if missing:
+        # glibc reads these at start-up (see aiohttp_bench): run again with them set.
+        os.execve(sys.executable, [sys.executable] + sys.argv, dict(os.environ, **missing))
+    best = asyncio.run(_run(args.requests, args.rounds))
+    base = best['pass']
+    print('aiohttp middleware parts, one loop, best of %d rounds x %d requests (us/request over a pass-through)'
+          % (args.rounds, args.requests))
+    for name in VARIANTS:
+        print('  %-8s %6.1f us/request   %+6.1f us' % (name, best[name], best[name] - base))
+
+
+if __name__ == '__main__':
+    main()
