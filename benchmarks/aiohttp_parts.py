@@ -71,7 +71,7 @@ async def _run(requests: int, rounds: int) -> Dict[str, float]:
     real_begin = adapter.begin_request_for
 
     async def read(request: web.Request, handler: Callable) -> web.StreamResponse:
-        adapter._begin(request)  # in this variant's rounds the helper call is a no-op (see below)
+        adapter._begin(request)  # in this variant's rounds the helper call is a no-op (see select)
         return await handler(request)
 
     async def segment(request: web.Request, handler: Callable) -> web.StreamResponse:
@@ -108,15 +108,17 @@ async def _run(requests: int, rounds: int) -> Dict[str, float]:
     conn = await Connection.open(runner.addresses[0][1])
     loop = asyncio.get_running_loop()
     samples: Dict[str, List[float]] = {name: [] for name in VARIANTS}
+    def select(name: str) -> None:
+        variant[0] = name
+        adapter.begin_request_for = _no_helper if name == 'read' else real_begin
+
     try:
         for name in VARIANTS:
-            variant[0] = name
-            adapter.begin_request_for = _no_helper if name == 'read' else real_begin
+            select(name)
             await _time_requests(conn, 300)
         for _ in range(rounds):
             for name in VARIANTS:
-                variant[0] = name
-                adapter.begin_request_for = _no_helper if name == 'read' else real_begin
+                select(name)
                 start = time.perf_counter()
                 for _ in range(requests):
                     await conn.request()
