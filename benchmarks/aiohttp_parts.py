@@ -12,6 +12,11 @@ is a variant's cost over a pass-through middleware:
     record    the whole middleware, with emission a no-op
     encode    the same, and the document built and encoded, then dropped
     send      the same, and handed to the real background sender (waited for at each round's end)
+    minimal   what any tracer must do, written inline with no SDK layers: the same request fields, a new
+              entity id and trace id, the context variable set and cleared, the response header, the
+              document as one dict literal, and the real background sender
+    model     ``minimal`` with the segment begun and ended through the recorder (the ``Segment`` object,
+              ``to_dict``); ``send`` minus ``model`` is what the request helper and the adapter add
 
 Run from the repository root: PYTHONPATH=. python benchmarks/aiohttp_parts.py [--requests N] [--rounds R]
 """
@@ -21,11 +26,11 @@ import os
 import socket
 import sys
 import time
-from typing import Any, Callable, Dict, List
+from typing import Any, Callable, Dict, List, Tuple
 
 from aiohttp_bench import MALLOC_PINS, Connection, _time_requests  # noqa: E402 - benchmarks/ is the script directory
 
-VARIANTS = ('pass', 'read', 'segment', 'begin', 'record', 'encode', 'send')
+VARIANTS = ('pass', 'read', 'segment', 'begin', 'record', 'encode', 'send', 'minimal', 'model')
 
 
 def _no_helper(*fields: Any) -> None:
@@ -43,7 +48,7 @@ class _SwitchingEmitter:
 
     def send_entity(self, entity: Any) -> None:
         variant = self._variant[0]
-        if variant == 'send':
+        if variant in ('send', 'model'):
             self._real.send_entity(entity)
         elif variant == 'encode':
             self._to_datagrams(entity.to_dict())
@@ -53,6 +58,72 @@ class _SwitchingEmitter:
 
     def flush(self, timeout: float = 2.0) -> bool:
         return self._real.flush(timeout)
+
+
+class _Document:
+    """An already-built document in the shape the emitter takes (``to_dict`` and ``sampled``)."""
+
+    __slots__ = ('document',)
+    sampled = True
+
+    def __init__(self, document: Dict[str, Any]) -> None:
+        self.document = document
+
+    def to_dict(self) -> Dict[str, Any]:
+        return self.document
+
+    def serialize(self) -> str:
+        from aws_like_sdk.core.emitters.encoding import encode_document
+        return encode_document(self.document).decode('utf-8')
+
+
+def reference_variants(recorder: Any, emitter: Any, trace_header: Any) -> Tuple[Callable, Callable]:
+    """The ``minimal`` and ``model`` variants: the tracing work written out by hand (see the docstring).
+
+    ``minimal`` hands its document to ``emitter``; ``model`` emits through ``recorder``'s own emitter.
+    Also used by ``instructions.py --layers``."""
+    import contextvars
+
+    from aws_like_sdk.core.recorder import SERVICE_INFO
+    from aws_like_sdk.core.utils.ids import entity_id, trace_id_at
+
+    current = contextvars.ContextVar('minimal_current', default=())
+    aws_block = recorder._aws_metadata
+
+    async def minimal(request: Any, handler: Callable) -> Any:
+        headers = request.headers
+        url = '%s://%s%s' % (request.scheme, request.host, request.rel_url.raw_path)
+        user_agent, remote = headers.get('User-Agent'), request.remote
+        headers.get(trace_header)
+        own_id, start = entity_id(), time.time()
+        trace_id = trace_id_at(start)
+        current.set((own_id,))
+        response = await handler(request)
+        response.headers[trace_header] = 'Root=' + trace_id
+        document = {'id': own_id, 'name': 'bench', 'start_time': start, 'trace_id': trace_id, 'in_progress': False,
+                    'end_time': time.time(), 'aws': aws_block, 'service': SERVICE_INFO,
+                    'http': {'request': {'url': url, 'method': request.method, 'user_agent': user_agent,
+                                         'client_ip': remote},
+                             'response': {'status': response.status, 'content_length': response.content_length}}}
+        current.set(())
+        emitter.send_entity(_Document(document))
+        return response
+
+    async def model(request: Any, handler: Callable) -> Any:
+        headers = request.headers
+        url = '%s://%s%s' % (request.scheme, request.host, request.rel_url.raw_path)
+        user_agent, remote = headers.get('User-Agent'), request.remote
+        headers.get(trace_header)
+        segment = recorder.begin_segment('bench', None, None, 1)
+        segment.http = {'request': {'url': url, 'method': request.method, 'user_agent': user_agent,
+                                    'client_ip': remote}}
+        response = await handler(request)
+        response.headers[trace_header] = 'Root=' + segment.trace_id
+        segment.http['response'] = {'status': response.status, 'content_length': response.content_length}
+        recorder.end_segment_by_handle(segment)
+        return response
+
+    return minimal, model
 
 
 async def _run(requests: int, rounds: int) -> Dict[str, float]:
@@ -89,9 +160,12 @@ async def _run(requests: int, rounds: int) -> Dict[str, float]:
     async def passthrough(request: web.Request, handler: Callable) -> web.StreamResponse:
         return await handler(request)
 
+    minimal, model = reference_variants(xray_recorder, xray_recorder.emitter._real, adapter._XRAY_HEADER)
+
     # Every variant is called the same way, one coroutine below the dispatching middleware.
     parts = {'pass': passthrough, 'read': read, 'segment': segment, 'begin': begin,
-             'record': adapter.middleware, 'encode': adapter.middleware, 'send': adapter.middleware}
+             'record': adapter.middleware, 'encode': adapter.middleware, 'send': adapter.middleware,
+             'minimal': minimal, 'model': model}
 
     @web.middleware
     async def dispatch(request: web.Request, handler: Callable) -> web.StreamResponse:

@@ -9,8 +9,12 @@ and serialize each segment, then drop it (no socket: cachegrind does not see ker
 sender thread's batching depends on timing, which valgrind slows fiftyfold). The cache simulation's
 L1 instruction and data misses are reported too: inside a request they cost more than instructions.
 
+``--layers`` adds two aiohttp rows from ``aiohttp_parts.py``: ``minimal``, the tracing work any tracer
+must do written inline, and ``model``, the same with the segment begun and ended through our recorder.
+Between them and ``aws_like_sdk`` they show what the object model and the request helper cost.
+
 Needs valgrind. Run from the repository root:
-    PYTHONPATH=. python benchmarks/instructions.py [--frameworks flask,django,aiohttp]
+    PYTHONPATH=. python benchmarks/instructions.py [--frameworks flask,django,aiohttp] [--layers]
 """
 import argparse
 import asyncio
@@ -23,6 +27,8 @@ from typing import Dict, List, Tuple
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 VARIANTS = ('plain', 'aws_like_sdk', 'aws_xray_sdk')
+# With --layers (aiohttp only): aiohttp_parts' hand-written middlewares, the same work without our layers.
+LAYERS = ('minimal', 'model')
 COUNTS = (300, 1300)
 WARM_UP = 200
 EVENTS = (('instructions', r'I\s+refs:\s+([\d,]+)'), ('L1i misses', r'I1\s+misses:\s+([\d,]+)'),
@@ -67,7 +73,10 @@ def _aiohttp(variant: str, requests: int) -> None:
         async def handler(request: web.Request) -> web.Response:
             return web.Response(text='ok')
 
-        middlewares = [] if variant == 'plain' else aiohttp_bench._middlewares(variant, '127.0.0.1:9', drop=True)
+        if variant in LAYERS:
+            middlewares = [_aiohttp_layer(variant)]
+        else:
+            middlewares = [] if variant == 'plain' else aiohttp_bench._middlewares(variant, '127.0.0.1:9', drop=True)
         app = web.Application(middlewares=middlewares)
         app.router.add_get('/items/{item_id}', handler)
         runner = web.AppRunner(app, access_log=None)
@@ -82,6 +91,22 @@ def _aiohttp(variant: str, requests: int) -> None:
             await runner.cleanup()
 
     asyncio.run(serve())
+
+
+def _aiohttp_layer(variant: str):
+    """aiohttp_parts' hand-written ``minimal`` or ``model`` middleware, emitting to serialize-and-drop."""
+    import aiohttp_parts
+    from aiohttp import web
+    from _emitters import DropEmitter
+
+    from aws_like_sdk.core import xray_recorder
+    from aws_like_sdk.core.async_context import AsyncContext
+    from aws_like_sdk.ext.aiohttp.middleware import _XRAY_HEADER
+    emitter = DropEmitter()
+    xray_recorder.configure(service='bench', sampling=False, context=AsyncContext(), emitter=emitter,
+                            context_missing='IGNORE_ERROR')
+    minimal, model = aiohttp_parts.reference_variants(xray_recorder, emitter, _XRAY_HEADER)
+    return web.middleware(minimal if variant == 'minimal' else model)
 
 
 CHILDREN = {'flask': _flask, 'django': _django, 'aiohttp': _aiohttp}
@@ -114,6 +139,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('--child', nargs=3, help=argparse.SUPPRESS)
     parser.add_argument('--frameworks', default='flask,django,aiohttp')
+    parser.add_argument('--layers', action='store_true',
+                        help="aiohttp: also count aiohttp_parts' minimal and model middlewares (see its docstring)")
     args = parser.parse_args()
     if args.child:
         framework, variant, requests = args.child
@@ -126,10 +153,11 @@ def main() -> None:
         variants = VARIANTS[:2]
     with concurrent.futures.ThreadPoolExecutor(max(2, os.cpu_count() or 2)) as pool:
         for framework in args.frameworks.split(','):
-            per = {variant: _per_request(framework, variant, pool) for variant in variants}
+            counted = variants + (LAYERS if args.layers and framework == 'aiohttp' else ())
+            per = {variant: _per_request(framework, variant, pool) for variant in counted}
             print('%s (per request; added = variant minus plain):' % framework)
             added: Dict[str, List[float]] = {}
-            for variant in variants[1:]:
+            for variant in counted[1:]:
                 added[variant] = [per[variant][name] - per['plain'][name] for name, _ in EVENTS]
                 print('  %-13s ' % variant + '   '.join('%s %8.0f' % (name, value)
                                                         for (name, _), value in zip(EVENTS, added[variant])))
