@@ -9,6 +9,7 @@ from aws_like_sdk.core import xray_recorder as global_recorder
 from aws_like_sdk.core.async_recorder import AsyncAWSXRayRecorder
 from aws_like_sdk.core.context import Context
 from aws_like_sdk.core.emitters.udp_emitter import UDPEmitter
+from aws_like_sdk.ext._http import _routes_that_record
 from tests.support.udp_sink import UDPSink
 
 _ENV_KEYS = ('AWS_XRAY_SDK_ENABLED', 'AWS_XRAY_DAEMON_ADDRESS', 'AWS_XRAY_CONTEXT_MISSING',
@@ -58,10 +59,13 @@ def xray(udp_sink):
 
 @pytest.fixture(autouse=True)
 def _isolate_environment(monkeypatch):
-    """Every test starts with the SDK enabled and no AWS_XRAY_* variables leaking in or out."""
+    """Every test starts with the SDK enabled, no AWS_XRAY_* variables leaking in or out, and no route
+    remembered as one whose requests record."""
     for key in _ENV_KEYS:
         monkeypatch.delenv(key, raising=False)
     global_sdk_config.set_sdk_enabled(True)
+    # Which routes' requests asked for their deferred segment is process state: start each test afresh.
+    _routes_that_record.clear()
     yield
     global_sdk_config.set_sdk_enabled(True)
 

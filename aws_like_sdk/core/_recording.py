@@ -7,6 +7,8 @@ import time
 from typing import Any, Callable, Optional
 
 from .. import global_sdk_config
+from .context import materialized
+from .models.pending_segment import PendingSegment
 from .models.segment import Segment
 from .models.subsegment import Subsegment
 from .utils.stacktrace import get_stacktrace
@@ -103,6 +105,10 @@ def push_subsegment(var, stack, name: str, namespace: str) -> Optional[Subsegmen
         segment = parent.parent_segment
     elif cls is Segment:
         segment = parent
+    elif cls is PendingSegment:
+        # The request's segment, asked for for the first time: build it and go on with it.
+        stack = materialized(var, stack)
+        segment = parent = stack[-1]
     else:
         return None
     if not parent.sampled or not parent.in_progress:

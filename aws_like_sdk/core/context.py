@@ -13,6 +13,7 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 from .. import global_sdk_config
 from .exceptions.exceptions import AlreadyEndedException, SegmentNotFoundException
+from .models.pending_segment import PendingSegment
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +42,18 @@ def _reset_lock_in_child() -> None:
 
 if hasattr(os, 'register_at_fork'):
     os.register_at_fork(after_in_child=_reset_lock_in_child)
+
+
+def materialized(var: 'ContextVar[Tuple[Any, ...]]', stack: Tuple[Any, ...]) -> Tuple[Any, ...]:
+    """``stack`` with its pending segment (always at the bottom) built, and stored back in ``var``.
+
+    Every reader that hands an entity out, or adds to one, calls this when it finds a
+    :class:`~.models.pending_segment.PendingSegment`: from then on the context holds the real segment.
+    """
+    segment = stack[0].materialize()
+    stack = (segment,) if len(stack) == 1 else (segment,) + stack[1:]
+    var.set(stack)
+    return stack
 
 
 def _is_subsegment(entity: Any) -> bool:
@@ -134,6 +147,8 @@ class _EntitiesView:
     @property
     def entities(self) -> Optional[List[Any]]:
         stack = self._var.get()
+        if stack and stack[0].__class__ is PendingSegment:
+            stack = materialized(self._var, stack)
         return list(stack) if stack else None
 
     @entities.setter
@@ -209,6 +224,9 @@ class Context:
                 return
             stack = (entity,)
         parent = stack[-1]
+        if parent.__class__ is PendingSegment:
+            stack = materialized(self._entities, stack)
+            parent = stack[-1]
         if parent.in_progress:
             parent.add_subsegment(subsegment)
         else:
@@ -256,7 +274,10 @@ class Context:
         """Return the current entity; on an empty stack apply the context-missing strategy."""
         stack = self._entities.get()
         if stack:
-            return stack[-1]
+            entity = stack[-1]
+            if entity.__class__ is PendingSegment:
+                entity = materialized(self._entities, stack)[-1]
+            return entity
         if not global_sdk_config.sdk_enabled():
             from .models.dummy_entities import DummySegment
             return DummySegment()
@@ -265,7 +286,12 @@ class Context:
     def peek_trace_entity(self):
         """Return the current entity or None, without applying the context-missing strategy."""
         stack = self._entities.get()
-        return stack[-1] if stack else None
+        if not stack:
+            return None
+        entity = stack[-1]
+        if entity.__class__ is PendingSegment:
+            entity = materialized(self._entities, stack)[-1]
+        return entity
 
     def set_trace_entity(self, trace_entity) -> None:
         """Make ``trace_entity`` (a segment or subsegment) current, e.g. in a worker thread."""

@@ -19,6 +19,7 @@ from .emitters.udp_emitter import UDPEmitter
 from .exceptions.exceptions import SegmentNameMissingException
 from .models.default_dynamic_naming import DefaultDynamicNaming
 from .models.dummy_entities import DummySegment, DummySubsegment
+from .models.pending_segment import PendingSegment
 from .models.segment import Segment, SegmentContextManager
 from .models.subsegment import Subsegment, SubsegmentContextManager
 from .streaming.default_streaming import DefaultStreaming
@@ -226,6 +227,53 @@ class AWSXRayRecorder:
         else:
             self._context.put_segment(segment)
         return segment
+
+    def begin_deferred_segment(self, name: Optional[str], traceid: Optional[str], parent_id: Optional[str],
+                               http_block: Dict[str, Any], annotations: Optional[Dict[str, Any]] = None,
+                               origin_trace_header: Any = None) -> Optional[PendingSegment]:
+        """Begin a sampled request segment whose :class:`Segment` is built only if something asks for it.
+
+        For web adapters (through ``ext/_http.py``): the segment is kept as its document (see
+        :mod:`~aws_like_sdk.core.models.pending_segment`) and made current; any reader of the
+        context gets the real segment. End it with :meth:`end_deferred_segment`.
+
+        Returns None, having changed nothing, when deferring is not possible here: a customised
+        context or recorder, an emitter that does not declare ``accepts_documents`` (custom emitters
+        receive real segments unless they do; :class:`UDPEmitter` does) or no segment name. The caller then begins the segment with
+        :meth:`begin_segment`. The caller has checked the SDK switch (web adapters do, at their edge).
+        """
+        context = self._fast_context
+        var = context._fast if context is not None else None
+        seg_name = name or self._service
+        if var is None or not seg_name or not getattr(self._emitter, 'accepts_documents', False):
+            return None
+        pending = PendingSegment(seg_name, traceid, parent_id, http_block, annotations, self._aws_metadata,
+                                 SERVICE_INFO, self._origin, origin_trace_header)
+        var.set((pending,))
+        return pending
+
+    def end_deferred_segment(self, pending: PendingSegment, status: int, content_length: Optional[int],
+                             end_time: Optional[float] = None) -> Optional[Segment]:
+        """End a request begun with :meth:`begin_deferred_segment`, with an int status and length.
+
+        Returns None when the request ended as it was deferred: its document is closed with the
+        response and emitted. Returns the real segment when something asked for it meanwhile (or
+        the emitter was replaced); the caller then records the outcome on it and ends it as usual.
+        """
+        emitter = self._emitter
+        if not getattr(emitter, 'accepts_documents', False):
+            return pending.materialize()
+        segment = pending.finish(status, content_length, time.time() if end_time is None else end_time)
+        if segment is not None:
+            return segment
+        emitter.send_entity(pending)
+        context = self._fast_context
+        var = context._fast if context is not None else None
+        if var is not None:
+            var.set(())
+        else:
+            self.clear_trace_entities()
+        return None
 
     def _populate_runtime_context(self, segment: Segment, sampling_decision: Any) -> None:
         if self._origin:

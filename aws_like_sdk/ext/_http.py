@@ -17,6 +17,7 @@ from typing import Any, Dict, Optional
 
 from ..core.lambda_launcher import LambdaContext
 from ..core.models import http
+from ..core.models.pending_segment import PendingSegment
 from ..core.models.trace_header import NO_TRACE_HEADER, TraceHeader
 from ._patching import log_once
 from .util import calculate_sampling_decision, calculate_segment_name, prepare_response_header, strip_url
@@ -108,7 +109,8 @@ class RequestTrace:
             plain attribute.
     """
 
-    __slots__ = ('recorder', 'entity', 'trace_header', 'is_subsegment', 'annotate_urls', '_finished', 'header')
+    __slots__ = ('recorder', 'entity', 'trace_header', 'is_subsegment', 'annotate_urls', '_finished', 'header',
+                 '_deferred_route')
 
     def __init__(self, recorder: Any, entity: Any, trace_header: TraceHeader, is_subsegment: bool,
                  annotate_urls: bool, header: Optional[str] = None) -> None:
@@ -123,6 +125,8 @@ class RequestTrace:
     @property
     def segment(self) -> Any:
         entity = self.entity
+        if entity.__class__ is PendingSegment:
+            entity = self.entity = entity.materialize()
         return entity.parent_segment if self.is_subsegment and entity is not None else entity
 
     def response_header(self) -> Optional[str]:
@@ -132,6 +136,8 @@ class RequestTrace:
     def set_route(self, route: Optional[str]) -> None:
         """Record the matched route template so traces group by route as well as by URL."""
         entity = self.entity
+        if route and entity.__class__ is PendingSegment:
+            entity = self.entity = entity.materialize()
         if route and entity is not None and entity.sampled and entity.in_progress:
             # What put_annotation would store: the key is valid and the value a str.
             entity.annotations[ROUTE_ANNOTATION] = route if route.__class__ is str else str(route)
@@ -153,6 +159,23 @@ class RequestTrace:
         entity = self.entity
         if entity is None:
             return
+        if entity.__class__ is PendingSegment:
+            if exception is None and not route and status.__class__ is int and (
+                    content_length is None or content_length.__class__ is int):
+                # Usually nothing asked for the segment, and its document is finished and sent.
+                try:
+                    entity = self.recorder.end_deferred_segment(entity, status, content_length)
+                except Exception:  # noqa: BLE001
+                    log_once('_http.end', 'Ending the request segment failed.')
+                    return
+                if entity is None:
+                    return
+                # The application asked for this request's segment: on this route it probably
+                # will again, and building it at once is cheaper than building it twice over.
+                _remember_route_that_records(self._deferred_route)
+            else:
+                entity = entity.materialize()
+            self.entity = entity
         # An unsampled (dummy) entity records nothing: skip straight to ending it.
         if entity.sampled and entity.in_progress:
             try:
@@ -213,6 +236,49 @@ def _as_length(content_length: Any) -> Optional[int]:
         return None
 
 
+# Routes (templates; None for requests without one) whose requests asked for their deferred segment.
+# Their requests begin a real segment from then on: deferring pays off only where handlers record
+# nothing (health checks, cached answers), and building a segment from a pending one costs more than
+# building it at once. Bounded, for apps that add routes at run time.
+_routes_that_record: Dict[Optional[str], bool] = {}
+
+
+def _remember_route_that_records(route: Optional[str]) -> None:
+    if len(_routes_that_record) >= 4096:
+        _routes_that_record.clear()
+    _routes_that_record[route] = True
+
+
+def _request_fields(method: str, url: str, user_agent: Optional[str], client_ip: Optional[str],
+                    x_forwarded_for: Optional[str]) -> Dict[str, Any]:
+    """The ``http.request`` block: URL without query, method, user agent and client address."""
+    if url and ('?' in url or '#' in url):
+        url = strip_url(url)
+    fields: Dict[str, Any] = {http.URL: url, http.METHOD: method}
+    if user_agent:
+        fields[http.USER_AGENT] = user_agent
+    if x_forwarded_for:
+        # The first address is the client; a proxy appends the ones it came through.
+        forwarded = x_forwarded_for.split(',', 1)[0].strip()
+        if forwarded:
+            fields[http.CLIENT_IP] = forwarded
+            fields[http.X_FORWARDED_FOR] = True
+            return fields
+    if client_ip:
+        fields[http.CLIENT_IP] = client_ip
+    return fields
+
+
+def _response_header(trace_header: TraceHeader, segment: Any) -> Optional[str]:
+    # The response header depends only on the trace and the decision: known once the segment is
+    # begun. The segment is open then, so a failure here must still leave a handle that ends it.
+    try:
+        return prepare_response_header(trace_header, segment)
+    except Exception:  # noqa: BLE001
+        log_once('_http.response_header', 'Could not build the response trace header.')
+        return None
+
+
 def _host_without_port(host: Optional[str]) -> Optional[str]:
     if not host:
         return host
@@ -236,12 +302,17 @@ def begin_request_for(recorder: Any, method: str, url: str, host: Optional[str] 
                       raw_header: Optional[str] = None, user_agent: Optional[str] = None,
                       client_ip: Optional[str] = None, x_forwarded_for: Optional[str] = None,
                       route: Optional[str] = None, name: Optional[str] = None,
-                      urls_as_annotation: bool = False) -> RequestTrace:
+                      urls_as_annotation: bool = False, defer: bool = False) -> RequestTrace:
     """:func:`begin_request` with the request's fields as arguments (those of :class:`IncomingRequest`,
     ``raw_header`` being its ``trace_header``).
 
     For adapters on the hottest paths (aiohttp): a request object built only to be read once here
     costs about as much as everything else the adapter does before the segment exists.
+
+    With ``defer``, a sampled request's segment is begun as a pending segment where the recorder
+    allows it (``AWSXRayRecorder.begin_deferred_segment``): the ``Segment`` object is built only if
+    the application or an instrumented library asks for it, and otherwise the document is emitted
+    as it stands. Either way the same document reaches the daemon.
     """
     trace_header = None
     try:
@@ -267,6 +338,19 @@ def begin_request_for(recorder: Any, method: str, url: str, host: Optional[str] 
                 decision = 1 if not recorder._sampling else calculate_sampling_decision(
                     trace_header, recorder,
                     {'host': host, 'method': method, 'path': path, 'service': name})
+            # Sampled by 1/True (a rule name goes in the aws block: that takes a real segment), on a
+            # route whose requests have not asked for their segment so far (see _routes_that_record).
+            if defer and decision and decision.__class__ is not str and not urls_as_annotation and (
+                    route is None or route.__class__ is str) and route not in _routes_that_record:
+                pending = recorder.begin_deferred_segment(
+                    name, trace_header.root, trace_header.parent,
+                    {'request': _request_fields(method, url, user_agent, client_ip, x_forwarded_for)},
+                    {ROUTE_ANNOTATION: route} if route else None, trace_header)
+                if pending is not None:
+                    trace = RequestTrace(recorder, pending, trace_header, False, False,
+                                         _response_header(trace_header, pending))
+                    trace._deferred_route = route
+                    return trace
             # Positional: keyword arguments cost more than the call itself here.
             entity = recorder.begin_segment(name, trace_header.root, trace_header.parent, decision)
         if entity is None:
@@ -275,21 +359,9 @@ def begin_request_for(recorder: Any, method: str, url: str, host: Optional[str] 
             # save_origin_trace_header, without the call.
             entity._origin_trace_header = trace_header
         if entity.sampled:
-            # The request fields: URL without query, method, user agent, client ip. The blocks are
-            # written as put_http_meta/put_annotation would (valid keys, str values), without a call.
-            if url and ('?' in url or '#' in url):
-                url = strip_url(url)
-            fields: Dict[str, Any] = {http.URL: url, http.METHOD: method}
-            if user_agent:
-                fields[http.USER_AGENT] = user_agent
-            forwarded = x_forwarded_for
-            if forwarded:
-                forwarded = forwarded.split(',', 1)[0].strip()
-            if forwarded:
-                fields[http.CLIENT_IP] = forwarded
-                fields[http.X_FORWARDED_FOR] = True
-            elif client_ip:
-                fields[http.CLIENT_IP] = client_ip
+            # The blocks are written as put_http_meta/put_annotation would (valid keys, str
+            # values), without a call per field.
+            fields = _request_fields(method, url, user_agent, client_ip, x_forwarded_for)
             entity._http = {'request': fields}
             entity._has_blocks = True
             if route:
@@ -297,14 +369,8 @@ def begin_request_for(recorder: Any, method: str, url: str, host: Optional[str] 
             if urls_as_annotation:
                 for key, value in fields.items():
                     entity.put_annotation(key, value)
-        # The response header depends only on the trace and the decision: known from here on. The
-        # segment is open now, so a failure here must still leave a handle that ends it.
-        try:
-            header = prepare_response_header(trace_header, entity.parent_segment if in_lambda else entity)
-        except Exception:  # noqa: BLE001
-            log_once('_http.response_header', 'Could not build the response trace header.')
-            header = None
-        return RequestTrace(recorder, entity, trace_header, in_lambda, urls_as_annotation, header)
+        return RequestTrace(recorder, entity, trace_header, in_lambda, urls_as_annotation,
+                            _response_header(trace_header, entity.parent_segment if in_lambda else entity))
     except Exception:  # noqa: BLE001 - tracing must never break the request
         log_once('_http.begin', 'Could not begin the request segment; the request proceeds untraced.')
         return RequestTrace(recorder, None, trace_header or TraceHeader(), False, False)

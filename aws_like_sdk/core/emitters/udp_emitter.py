@@ -7,7 +7,7 @@ import socket
 import threading
 import time
 import weakref
-from typing import Optional, Tuple
+from typing import Any, Optional, Tuple
 
 from ..daemon_config import DEFAULT_ADDRESS, DaemonConfig
 from ..exceptions.exceptions import InvalidDaemonAddressException
@@ -120,6 +120,17 @@ class UDPEmitter:
             the first send as described above.
         max_queue: datagrams allowed to wait for the background thread; past it the caller sends.
     """
+
+    #: This emitter only serialises what it is given (``to_dict()``), so the recorder may hand it a
+    #: request's document without building the segment object (see ``begin_deferred_segment``).
+    #: Any emitter may declare the same; a subclass that overrides :meth:`send_entity` does not
+    #: inherit it, since it may read the segment's attributes.
+    accepts_documents = True
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if 'send_entity' in cls.__dict__ and 'accepts_documents' not in cls.__dict__:
+            cls.accepts_documents = False
 
     def __init__(self, daemon_address: str = DEFAULT_DAEMON_ADDRESS, background: Optional[bool] = None,
                  max_queue: int = DEFAULT_MAX_QUEUE) -> None:

@@ -105,6 +105,9 @@ def _begin(request: web.Request) -> RequestTrace:
         request.remote,
         get(hdrs.X_FORWARDED_FOR),
         canonical,
+        None,  # name: the service's, or dynamic naming's
+        False,  # urls_as_annotation
+        True,  # defer: the Segment object is built only if the handler asks for it
     )
 
 

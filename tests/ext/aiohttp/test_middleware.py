@@ -471,3 +471,36 @@ async def test_no_tracing_inside_suppress_tracing(xray, udp_sink):
                 assert await resp.text() == 'hello'
                 assert XRAY not in resp.headers
     assert await quiet(udp_sink) == []
+
+
+async def test_routes_that_record_keep_their_work_and_routes_that_do_not_stay_on_the_deferred_path(xray, udp_sink):
+    from aws_like_sdk.ext._http import _routes_that_record
+
+    deferred = web.RouteTableDef()
+
+    @deferred.get('/work/{n}')
+    async def work(request):
+        async with xray.in_subsegment_async('work') as sub:
+            sub.put_annotation('n', request.match_info['n'])
+        return web.Response(text='done')
+
+    @deferred.get('/health')
+    async def health(request):
+        return web.Response(text='ok')
+
+    async with serve(traced_app(deferred)) as server, aiohttp.ClientSession() as session:
+        for path in ('/health', '/work/1', '/work/2', '/health', '/work/3'):
+            async with session.get(server.make_url(path)) as resp:
+                assert resp.status == 200
+                assert TRACE_ID.match(resp.headers[XRAY].split('=', 1)[1])
+    segs = await wait_segments(udp_sink, 5)
+    assert [seg['annotations']['http_route'] for seg in segs] == [
+        '/health', '/work/{n}', '/work/{n}', '/health', '/work/{n}']
+    for seg in segs:
+        if seg['annotations']['http_route'] == '/health':
+            assert 'subsegments' not in seg
+            continue
+        (sub,) = seg['subsegments']
+        assert sub['name'] == 'work' and sub['parent_id'] == seg['id'] and sub['trace_id'] == seg['trace_id']
+    assert [seg['subsegments'][0]['annotations']['n'] for seg in segs if 'subsegments' in seg] == ['1', '2', '3']
+    assert '/work/{n}' in _routes_that_record and '/health' not in _routes_that_record
