@@ -4,6 +4,10 @@
 class DropEmitter:
     """Serializes each finished entity and drops it: isolates the recording cost from the UDP send."""
 
+    # It only serializes what it gets, as UDPEmitter: aws_like_sdk may hand it documents of
+    # deferred request segments (aws-xray-sdk never reads the flag).
+    accepts_documents = True
+
     def send_entity(self, entity):
         entity.serialize()
 

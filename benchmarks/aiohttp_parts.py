@@ -16,7 +16,9 @@ is a variant's cost over a pass-through middleware:
               entity id and trace id, the context variable set and cleared, the response header, the
               document as one dict literal, and the real background sender
     model     ``minimal`` with the segment begun and ended through the recorder (the ``Segment`` object,
-              ``to_dict``); ``send`` minus ``model`` is what the request helper and the adapter add
+              ``to_dict``), as the middleware does on a route whose handlers record; ``send`` (the
+              middleware's own path for a handler that records nothing, with a deferred segment)
+              minus ``minimal`` is what the SDK's layers add
 
 Run from the repository root: PYTHONPATH=. python benchmarks/aiohttp_parts.py [--requests N] [--rounds R]
 """
@@ -40,6 +42,9 @@ def _no_helper(*fields: Any) -> None:
 
 class _SwitchingEmitter:
     """Does nothing, encodes and drops, or sends for real, as the current variant says."""
+
+    # It only serializes what it gets, so the middleware defers its segments as with UDPEmitter.
+    accepts_documents = True
 
     def __init__(self, real: Any, variant: List[str]) -> None:
         from aws_like_sdk.core.emitters.encoding import to_datagrams
