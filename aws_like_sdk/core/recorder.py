@@ -267,12 +267,7 @@ class AWSXRayRecorder:
         if segment is not None:
             return segment
         emitter.send_entity(pending)
-        context = self._fast_context
-        var = context._fast if context is not None else None
-        if var is not None:
-            var.set(())
-        else:
-            self.clear_trace_entities()
+        self._clear_sent_context()
         return None
 
     def _populate_runtime_context(self, segment: Segment, sampling_decision: Any) -> None:
@@ -466,6 +461,10 @@ class AWSXRayRecorder:
             return
         if segment.sampled:
             self._emitter.send_entity(segment)
+        self._clear_sent_context()
+
+    def _clear_sent_context(self) -> None:
+        # The segment is gone: nothing in this thread or task is current any more.
         context = self._fast_context
         var = context._fast if context is not None else None
         if var is not None:
