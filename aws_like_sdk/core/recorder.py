@@ -27,6 +27,10 @@ from .streaming.default_streaming import DefaultStreaming
 # Recorder methods whose work the hot path does inline while they are AWSXRayRecorder's own.
 _HOT_METHODS = ('record_subsegment', 'begin_subsegment', 'end_subsegment_by_handle', '_after_subsegment_closed',
                 'clear_trace_entities')
+# Methods a deferred request segment stands in for (see begin_deferred_segment): while any of them is
+# customised, requests begin real segments through them.
+_DEFERRAL_METHODS = ('begin_segment', 'end_segment_by_handle', '_send_segment', '_clear_sent_context')
+_WATCHED_METHODS = frozenset(_HOT_METHODS + _DEFERRAL_METHODS)
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +60,9 @@ class AWSXRayRecorder:
     #: none of ``_HOT_METHODS`` is overridden (by a subclass or on the instance, e.g. by a mock).
     #: None otherwise, and every step goes through the methods.
     _fast_context: Optional[Context] = None
+    #: ``_fast_context``, when also none of ``_DEFERRAL_METHODS`` is customised: request segments may
+    #: then be deferred (:meth:`begin_deferred_segment`).
+    _deferral_context: Optional[Context] = None
 
     def __init__(self) -> None:
         from .lambda_launcher import check_in_lambda
@@ -77,12 +84,12 @@ class AWSXRayRecorder:
 
     def __setattr__(self, name: str, value: Any) -> None:
         object.__setattr__(self, name, value)
-        if name == '_context' or name in _HOT_METHODS:
+        if name == '_context' or name in _WATCHED_METHODS:
             self._refresh_fast_path()
 
     def __delattr__(self, name: str) -> None:
         object.__delattr__(self, name)
-        if name == '_context' or name in _HOT_METHODS:
+        if name == '_context' or name in _WATCHED_METHODS:
             self._refresh_fast_path()
 
     def _refresh_fast_path(self) -> None:
@@ -92,6 +99,10 @@ class AWSXRayRecorder:
                  and all(getattr(cls, name) is getattr(AWSXRayRecorder, name) for name in _HOT_METHODS)
                  and not any(name in self.__dict__ for name in _HOT_METHODS))
         object.__setattr__(self, '_fast_context', context if plain else None)
+        deferrable = (plain
+                      and all(getattr(cls, name) is getattr(AWSXRayRecorder, name) for name in _DEFERRAL_METHODS)
+                      and not any(name in self.__dict__ for name in _DEFERRAL_METHODS))
+        object.__setattr__(self, '_deferral_context', context if deferrable else None)
 
     # -- configuration ---------------------------------------------------------------------------
     def configure(self, sampling: Optional[bool] = None, plugins=None, context_missing: Optional[str] = None,
@@ -238,14 +249,16 @@ class AWSXRayRecorder:
         context gets the real segment. End it with :meth:`end_deferred_segment`.
 
         Returns None, having changed nothing, when deferring is not possible here: a customised
-        context or recorder, an emitter that does not declare ``accepts_documents`` (custom emitters
-        receive real segments unless they do; :class:`UDPEmitter` does) or no segment name. The caller then begins the segment with
+        context, a recorder whose segment methods are customised (by a subclass or on the instance),
+        an emitter that does not declare ``accepts_documents = True`` (custom emitters receive real
+        segments unless they do; :class:`UDPEmitter` does) or no segment name. The caller then begins the segment with
         :meth:`begin_segment`. The caller has checked the SDK switch (web adapters do, at their edge).
         """
-        context = self._fast_context
+        context = self._deferral_context
         var = context._fast if context is not None else None
         seg_name = name or self._service
-        if var is None or not seg_name or not getattr(self._emitter, 'accepts_documents', False):
+        # ``is True``: a mock emitter answers any attribute with a (truthy) mock.
+        if var is None or not seg_name or getattr(self._emitter, 'accepts_documents', False) is not True:
             return None
         pending = PendingSegment(seg_name, traceid, parent_id, http_block, annotations, self._aws_metadata,
                                  SERVICE_INFO, self._origin, origin_trace_header)
@@ -261,7 +274,7 @@ class AWSXRayRecorder:
         the emitter was replaced); the caller then records the outcome on it and ends it as usual.
         """
         emitter = self._emitter
-        if not getattr(emitter, 'accepts_documents', False):
+        if getattr(emitter, 'accepts_documents', False) is not True:
             return pending.materialize()
         segment = pending.finish(status, content_length, time.time() if end_time is None else end_time)
         if segment is not None:

@@ -160,21 +160,21 @@ class RequestTrace:
         if entity is None:
             return
         if entity.__class__ is PendingSegment:
-            if exception is None and not route and status.__class__ is int and (
-                    content_length is None or content_length.__class__ is int):
-                # Usually nothing asked for the segment, and its document is finished and sent.
-                try:
+            try:
+                if exception is None and not route and status.__class__ is int and (
+                        content_length is None or content_length.__class__ is int):
+                    # Usually nothing asked for the segment, and its document is finished and sent.
                     entity = self.recorder.end_deferred_segment(entity, status, content_length)
-                except Exception:  # noqa: BLE001
-                    log_once('_http.end', 'Ending the request segment failed.')
-                    return
-                if entity is None:
-                    return
-                # The application asked for this request's segment: on this route it probably
-                # will again, and building it at once is cheaper than building it twice over.
-                _remember_route_that_records(self._deferred_route)
-            else:
-                entity = entity.materialize()
+                    if entity is None:
+                        return
+                    # The application asked for this request's segment: on this route it probably
+                    # will again, and building it at once is cheaper than building it twice over.
+                    _remember_route_that_records(self._deferred_route)
+                else:
+                    entity = entity.materialize()
+            except Exception:  # noqa: BLE001
+                log_once('_http.end', 'Ending the request segment failed.')
+                return
             self.entity = entity
         # An unsampled (dummy) entity records nothing: skip straight to ending it.
         if entity.sampled and entity.in_progress:

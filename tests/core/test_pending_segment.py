@@ -339,3 +339,140 @@ def test_routes_that_are_not_strings_are_not_deferred(recorder, udp_sink):
     assert trace.entity.__class__ is Segment
     trace.finish(200, 1)
     assert udp_sink.wait_for(1)[0]['annotations'] == {'http_route': '/t/{id}'}
+
+
+def test_a_segment_built_while_the_request_ends_is_never_handed_out_open(recorder, udp_sink, monkeypatch):
+    import contextvars
+
+    built, go = threading.Event(), threading.Event()
+    real_build = PendingSegment._build
+
+    def slow_build(self):
+        segment = real_build(self)
+        built.set()
+        go.wait(5)  # the request ends here, between building and publishing
+        return segment
+
+    trace = _begin(recorder)
+    pending = trace.entity
+    worker_context = contextvars.copy_context()
+    monkeypatch.setattr(PendingSegment, '_build', slow_build)
+    results = []
+    slow = threading.Thread(target=lambda: results.append(worker_context.run(recorder.current_segment)))
+    slow.start()
+    assert built.wait(5)
+    monkeypatch.setattr(PendingSegment, '_build', real_build)
+    trace.finish(503, 1)
+    other = pending.materialize()
+    go.set()
+    slow.join(5)
+    (doc,) = udp_sink.wait_for(1)
+    assert doc['fault'] is True and doc['http']['response']['status'] == 503
+    for segment in (results[0], other):
+        assert segment.in_progress is False and segment.fault is True and segment.id == doc['id']
+        assert segment._emission_token == []
+
+    def late():
+        subsegment = recorder.begin_subsegment('late-work')
+        recorder.end_subsegment_by_handle(subsegment)
+
+    worker_context.run(late)
+    docs = udp_sink.wait_for(2)
+    assert [d['name'] for d in docs] == [doc['name'], 'late-work'] and docs[1]['parent_id'] == doc['id']
+
+
+def test_emitters_that_may_read_segments_are_not_given_documents(recorder, udp_sink):
+    from unittest import mock
+
+    from aws_like_sdk.core.emitters.udp_emitter import UDPEmitter
+
+    class AuditMixin:
+        def send_entity(self, entity):
+            self.flags = (entity.error, entity.fault)
+            super().send_entity(entity)
+
+    class Audited(AuditMixin, UDPEmitter):
+        pass
+
+    audited = Audited(udp_sink.address)
+    recorder.configure(emitter=audited)
+    trace = _begin(recorder)
+    assert trace.entity.__class__ is Segment
+    trace.finish(404, 1)
+    assert audited.flags == (True, False)
+    assert udp_sink.wait_for(1)[0]['error'] is True
+
+    recorder.configure(emitter=mock.MagicMock())
+    assert _begin(recorder).entity.__class__ is Segment
+    recorder.clear_trace_entities()
+
+    emitter = UDPEmitter(udp_sink.address)
+    recorder.configure(emitter=emitter)
+    with mock.patch.object(emitter, 'send_entity') as sent:
+        trace = _begin(recorder)
+        assert trace.entity.__class__ is Segment
+        trace.finish(200, 1)
+        assert sent.call_args[0][0].__class__ is Segment
+    assert emitter.accepts_documents is True
+    assert isinstance(_begin(recorder).entity, PendingSegment)
+    recorder.clear_trace_entities()
+
+
+def test_a_recorder_with_its_own_segment_methods_is_not_bypassed(udp_sink):
+    from unittest import mock
+
+    from aws_like_sdk.core.recorder import AWSXRayRecorder
+
+    class Tagging(AWSXRayRecorder):
+        def begin_segment(self, *args, **kwargs):
+            segment = super().begin_segment(*args, **kwargs)
+            segment.put_metadata('env', 'prod')
+            return segment
+
+    tagging = Tagging()
+    tagging.configure(sampling=False, context=Context(), daemon_address=udp_sink.address, service='svc')
+    trace = _begin(tagging)
+    assert trace.entity.__class__ is Segment
+    trace.finish(200, 1)
+    assert udp_sink.wait_for(1)[0]['metadata'] == {'default': {'env': 'prod'}}
+
+    plain = AWSXRayRecorder()
+    plain.configure(sampling=False, context=Context(), daemon_address=udp_sink.address, service='svc')
+    with mock.patch.object(plain, 'end_segment_by_handle', wraps=plain.end_segment_by_handle) as ended:
+        trace = _begin(plain)
+        assert trace.entity.__class__ is Segment
+        trace.finish(200, 1)
+        assert ended.call_count == 1
+    assert isinstance(_begin(plain).entity, PendingSegment)
+    plain.clear_trace_entities()
+
+
+def test_a_shrunk_document_leaves_the_late_segment_readable(recorder, udp_sink):
+    import contextvars
+
+    trace = begin_request_for(recorder, 'GET', 'http://example.com/' + 'a' * 70000, 'example.com', '/', None,
+                              'agent/1', '10.1.2.3', None, None, None, False, True)
+    worker_context = contextvars.copy_context()
+    trace.finish(200, 1)
+    (doc,) = udp_sink.wait_for(1)
+    assert doc['id'] == trace.entity.id
+    segment = worker_context.run(recorder.current_segment)
+    assert segment.__class__ is Segment and segment.in_progress is False
+    assert segment.http['request']['url'].startswith('http://example.com/aaa')
+
+
+def test_a_name_that_sanitises_to_nothing_and_a_second_finish_behave_as_eagerly(recorder, udp_sink):
+    recorder.configure(service='(*)')
+    trace = _begin(recorder)
+    assert isinstance(trace.entity, PendingSegment)
+    segment = recorder.current_segment()
+    assert segment.name == ''
+    trace.finish(200, 1)
+    deferred = _begin(recorder, route='/other')
+    deferred.finish(200, 1)
+    pending = deferred.entity
+    again = recorder.end_deferred_segment(pending, 500, 1)
+    assert again.in_progress is False and pending.finish(500, 1, time.time()) is not None
+    time.sleep(0.2)
+    docs = udp_sink.documents()
+    assert [doc['name'] for doc in docs] == ['', ''] and docs[1]['http']['response']['status'] == 200

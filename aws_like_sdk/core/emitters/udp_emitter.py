@@ -123,14 +123,26 @@ class UDPEmitter:
 
     #: This emitter only serialises what it is given (``to_dict()``), so the recorder may hand it a
     #: request's document without building the segment object (see ``begin_deferred_segment``).
-    #: Any emitter may declare the same; a subclass that overrides :meth:`send_entity` does not
-    #: inherit it, since it may read the segment's attributes.
+    #: Any emitter may declare the same (``True`` itself). A subclass whose :meth:`send_entity` is not
+    #: this one (its own, or a mixin's) does not inherit it unless it declares it again, and neither
+    #: does an instance whose ``send_entity`` is replaced (``mock.patch.object``): they may read the
+    #: segment's attributes.
     accepts_documents = True
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
-        if 'send_entity' in cls.__dict__ and 'accepts_documents' not in cls.__dict__:
+        if cls.send_entity is not UDPEmitter.send_entity and 'accepts_documents' not in cls.__dict__:
             cls.accepts_documents = False
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        object.__setattr__(self, name, value)
+        if name == 'send_entity':
+            object.__setattr__(self, 'accepts_documents', False)
+
+    def __delattr__(self, name: str) -> None:
+        object.__delattr__(self, name)
+        if name == 'send_entity':
+            self.__dict__.pop('accepts_documents', None)
 
     def __init__(self, daemon_address: str = DEFAULT_DAEMON_ADDRESS, background: Optional[bool] = None,
                  max_queue: int = DEFAULT_MAX_QUEUE) -> None:

@@ -25,6 +25,14 @@ from .segment import Segment
 _SENT = object()
 
 
+def _first_closed(claims: list) -> Optional[Segment]:
+    """The first closed segment in ``claims`` (segments built after the request had ended)."""
+    for item in claims:
+        if item is not _SENT and not item.in_progress:
+            return item
+    return None
+
+
 class PendingSegment:
     """A sampled segment that exists only as its document until :meth:`materialize` is called.
 
@@ -80,8 +88,12 @@ class PendingSegment:
         return self.document['in_progress']
 
     def to_dict(self) -> Dict[str, Any]:
-        """The document (for an emitter: this object stands in for the segment it describes)."""
-        return self.document
+        """The document (for an emitter: this object stands in for the segment it describes).
+
+        A new top-level dict each call, as ``Entity.to_dict`` gives: emitters may shrink or split
+        what they get, and a late :meth:`materialize` still reads the document.
+        """
+        return self.document.copy()
 
     def serialize(self) -> str:
         """The document as compact JSON, as ``Entity.serialize`` gives it."""
@@ -91,45 +103,72 @@ class PendingSegment:
         """The real segment for this request, built on first call; the same object for every caller.
 
         Asked after the request has ended and its document was sent, it returns a closed segment
-        that is never sent again (as an eagerly built segment would be by then).
+        that is never sent again, as an eagerly built segment would be by then; work begun under it
+        is sent on its own.
         """
         claims = self._claims
-        for item in claims:
-            if item is not _SENT:
-                return item
+        if claims:
+            first = claims[0]
+            if first is not _SENT:
+                return first  # the live segment
+            closed = _first_closed(claims)
+            if closed is not None:
+                return closed
+        segment = self._build()
+        if claims and claims[0] is _SENT:
+            self._close_late(segment)  # before anyone can see it
+        claims.append(segment)
+        first = claims[0]
+        if first is not _SENT:
+            return first  # ours, or one another thread appended first
+        # The request ended first (finish appended its marker before this segment): a segment
+        # appended open after the marker is never handed out open, so close it now.
+        if segment.in_progress:
+            self._close_late(segment)
+        return _first_closed(claims) or segment
+
+    def _build(self) -> Segment:
         document = self.document
-        segment = Segment(document['name'], document['id'], self.trace_id, document.get('parent_id'))
+        name = document['name']
+        # (A name that sanitised to nothing is kept as it is, as an eagerly built segment keeps it.)
+        segment = Segment(name or '-', document['id'], self.trace_id, document.get('parent_id'))
+        if not name:
+            segment.name = name
         segment.start_time = document['start_time']
         segment.origin = document.get('origin')
         # The runtime blocks stay shared with the recorder's until changed (as in begin_segment).
         segment._aws = document.get('aws')
         segment._service = document.get('service')
-        segment._http = document['http']
+        segment._http = document.get('http') or {}
         annotations = document.get('annotations')
         if annotations:
             segment._annotations = annotations
         segment._has_blocks = True
         segment._origin_trace_header = self.origin_trace_header
-        claims.append(segment)
-        if claims[0] is _SENT:
-            # The request ended first (before or while this segment was built): close it, and
-            # take its emission token so it is never sent a second time.
-            segment.end_time = document.get('end_time') or time.time()
-            segment.in_progress = False
-            del segment._emission_token[:]
-        for item in claims:
-            if item is not _SENT:
-                return item
-        return segment  # not reached: the segment itself was appended
+        return segment
+
+    def _close_late(self, segment: Segment) -> None:
+        # What the sent document says (as far as finish has written it), without sending it again.
+        document = self.document
+        segment.end_time = document.get('end_time') or time.time()
+        segment.error = document.get('error', False)
+        segment.fault = document.get('fault', False)
+        segment.throttle = document.get('throttle', False)
+        del segment._emission_token[:]
+        segment.in_progress = False  # last: readers take a late segment once it is closed
 
     def finish(self, status: int, content_length: Optional[int], end_time: float) -> Optional[Segment]:
-        """Called once, by the request's end: close the document with the response's int status and
+        """Called by the request's end: close the document with the response's int status and
         length, as the segment would be closed, and return None for the caller to send it.
 
         When :meth:`materialize` came first, change nothing and return that segment: the caller
-        then ends the real segment instead.
+        then ends the real segment instead. Called again, it returns a closed segment and sends
+        nothing more.
         """
         claims = self._claims
+        if _SENT in claims:
+            # Finished already: what ending an ended segment gives (nothing more is sent).
+            return self.materialize()
         claims.append(_SENT)
         winner = claims[0]
         if winner is not _SENT:
