@@ -282,7 +282,9 @@ def test_emitters_opt_in_to_documents_and_overriding_subclasses_do_not_inherit_i
     class Configured(UDPEmitter):
         pass
 
-    assert UDPEmitter.accepts_documents and Configured.accepts_documents and not Inspecting.accepts_documents
+    assert UDPEmitter(udp_sink.address).accepts_documents is True
+    assert Configured(udp_sink.address).accepts_documents is True
+    assert Inspecting(udp_sink.address).accepts_documents is False
     serializing = Serializing()
     recorder.configure(emitter=serializing)
     trace = _begin(recorder)
@@ -476,3 +478,70 @@ def test_a_name_that_sanitises_to_nothing_and_a_second_finish_behave_as_eagerly(
     time.sleep(0.2)
     docs = udp_sink.documents()
     assert [doc['name'] for doc in docs] == ['', ''] and docs[1]['http']['response']['status'] == 200
+
+
+def test_patching_the_emitter_class_or_restoring_by_assignment_is_seen(recorder, udp_sink, monkeypatch):
+    from unittest import mock
+
+    from aws_like_sdk.core.emitters.udp_emitter import UDPEmitter
+
+    emitter = UDPEmitter(udp_sink.address)
+    recorder.configure(emitter=emitter)
+    with mock.patch.object(UDPEmitter, 'send_entity') as sent:
+        trace = _begin(recorder)
+        assert trace.entity.__class__ is Segment
+        trace.finish(200, 1)
+        assert sent.call_args[0][0].__class__ is Segment
+    assert isinstance(_begin(recorder).entity, PendingSegment)
+    recorder.clear_trace_entities()
+
+    monkeypatch.setattr(emitter, 'send_entity', lambda entity: None)
+    assert emitter.accepts_documents is False
+    monkeypatch.undo()  # restores by assigning the original bound method to the instance
+    assert emitter.accepts_documents is True
+
+    emitter.accepts_documents = False
+    with mock.patch.object(emitter, 'send_entity'):
+        pass
+    assert emitter.accepts_documents is False
+    assert _begin(recorder).entity.__class__ is Segment
+    recorder.clear_trace_entities()
+
+
+def test_racing_ends_send_the_document_once(recorder, udp_sink):
+    rounds = 300
+    for _ in range(rounds):
+        trace = _begin(recorder, route='/race')
+        pending = trace.entity
+        start = threading.Barrier(2)
+        results = []
+
+        def end():
+            start.wait(5)
+            results.append(recorder.end_deferred_segment(pending, 200, 1))
+
+        threads = [threading.Thread(target=end) for _ in range(2)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(5)
+        assert sorted(result is None for result in results) == [False, True]
+        assert [result for result in results if result is not None][0].in_progress is False
+    udp_sink.wait_for(rounds, timeout=10)
+    time.sleep(0.2)
+    docs = udp_sink.documents()
+    assert len(docs) == rounds and len({doc['id'] for doc in docs}) == rounds
+
+
+def test_a_reader_after_the_end_sees_the_outcome_that_was_sent(recorder, udp_sink):
+    import contextvars
+
+    for status, flags in ((503, (False, True, False)), (429, (True, False, True)), (404, (True, False, False))):
+        trace = _begin(recorder, route='/late/%d' % status)
+        worker_context = contextvars.copy_context()
+        trace.finish(status, 1)
+        segment = worker_context.run(recorder.current_segment)
+        assert (segment.error, segment.fault, segment.throttle) == flags
+        assert segment.http['response'] == {'status': status, 'content_length': 1}
+    docs = udp_sink.wait_for(3)
+    assert [doc['http']['response']['status'] for doc in docs] == [503, 429, 404]

@@ -7,7 +7,7 @@ import socket
 import threading
 import time
 import weakref
-from typing import Any, Optional, Tuple
+from typing import Optional, Tuple
 
 from ..daemon_config import DEFAULT_ADDRESS, DaemonConfig
 from ..exceptions.exceptions import InvalidDaemonAddressException
@@ -121,28 +121,29 @@ class UDPEmitter:
         max_queue: datagrams allowed to wait for the background thread; past it the caller sends.
     """
 
-    #: This emitter only serialises what it is given (``to_dict()``), so the recorder may hand it a
-    #: request's document without building the segment object (see ``begin_deferred_segment``).
-    #: Any emitter may declare the same (``True`` itself). A subclass whose :meth:`send_entity` is not
-    #: this one (its own, or a mixin's) does not inherit it unless it declares it again, and neither
-    #: does an instance whose ``send_entity`` is replaced (``mock.patch.object``): they may read the
-    #: segment's attributes.
-    accepts_documents = True
+    @property
+    def accepts_documents(self) -> bool:
+        """True while :meth:`send_entity` is this class's own: it only serialises what it is given
+        (``to_dict()``), so the recorder may hand it a request's document without building the segment
+        object (see ``begin_deferred_segment``).
 
-    def __init_subclass__(cls, **kwargs: Any) -> None:
-        super().__init_subclass__(**kwargs)
-        if cls.send_entity is not UDPEmitter.send_entity and 'accepts_documents' not in cls.__dict__:
-            cls.accepts_documents = False
+        False once ``send_entity`` is anything else, which may read the segment's attributes: a
+        subclass's or a mixin's, a patch on the class or the instance (``mock.patch.object``), unless
+        the subclass declares ``accepts_documents = True`` itself. Assigning a bool on an instance
+        overrides it.
+        """
+        override = self.__dict__.get('_accepts_documents')
+        if override is not None:
+            return override
+        if type(self).send_entity is not _OWN_SEND_ENTITY:
+            return False
+        replaced = self.__dict__.get('send_entity')
+        # (Restoring a patch by assignment leaves the original bound method in the instance.)
+        return replaced is None or getattr(replaced, '__func__', None) is _OWN_SEND_ENTITY
 
-    def __setattr__(self, name: str, value: Any) -> None:
-        object.__setattr__(self, name, value)
-        if name == 'send_entity':
-            object.__setattr__(self, 'accepts_documents', False)
-
-    def __delattr__(self, name: str) -> None:
-        object.__delattr__(self, name)
-        if name == 'send_entity':
-            self.__dict__.pop('accepts_documents', None)
+    @accepts_documents.setter
+    def accepts_documents(self, value: bool) -> None:
+        self.__dict__['_accepts_documents'] = bool(value)
 
     def __init__(self, daemon_address: str = DEFAULT_DAEMON_ADDRESS, background: Optional[bool] = None,
                  max_queue: int = DEFAULT_MAX_QUEUE) -> None:
@@ -404,3 +405,7 @@ class UDPEmitter:
                 self._socket.close()
             self._socket = None
             self._batch_sender = None
+
+
+# UDPEmitter's own send_entity, before anyone patches the class (see UDPEmitter.accepts_documents).
+_OWN_SEND_ENTITY = UDPEmitter.send_entity

@@ -21,14 +21,17 @@ from ..utils.ids import entity_id as _entity_id, take_entity_id as _take_entity_
 from .entity import _clean_names, sanitize_name
 from .segment import Segment
 
-# Appended to a pending segment's claims by the request's end: the document is sent as it is.
-_SENT = object()
+class _Finished:
+    """Appended to a pending segment's claims by a call that ends the request (one per call, so the
+    first of two racing calls can tell it came first)."""
+
+    __slots__ = ()
 
 
 def _first_closed(claims: list) -> Optional[Segment]:
     """The first closed segment in ``claims`` (segments built after the request had ended)."""
     for item in claims:
-        if item is not _SENT and not item.in_progress:
+        if item.__class__ is not _Finished and not item.in_progress:
             return item
     return None
 
@@ -109,17 +112,17 @@ class PendingSegment:
         claims = self._claims
         if claims:
             first = claims[0]
-            if first is not _SENT:
+            if first.__class__ is not _Finished:
                 return first  # the live segment
             closed = _first_closed(claims)
             if closed is not None:
                 return closed
         segment = self._build()
-        if claims and claims[0] is _SENT:
+        if claims and claims[0].__class__ is _Finished:
             self._close_late(segment)  # before anyone can see it
         claims.append(segment)
         first = claims[0]
-        if first is not _SENT:
+        if first.__class__ is not _Finished:
             return first  # ours, or one another thread appended first
         # The request ended first (finish appended its marker before this segment): a segment
         # appended open after the marker is never handed out open, so close it now.
@@ -161,23 +164,25 @@ class PendingSegment:
         """Called by the request's end: close the document with the response's int status and
         length, as the segment would be closed, and return None for the caller to send it.
 
-        When :meth:`materialize` came first, change nothing and return that segment: the caller
-        then ends the real segment instead. Called again, it returns a closed segment and sends
-        nothing more.
+        When :meth:`materialize` came first, return that segment instead: the caller then ends the
+        real segment. Called again (or twice at once), only the first call returns None; the others
+        get a closed segment, and nothing more is sent.
         """
         claims = self._claims
-        if _SENT in claims:
-            # Finished already: what ending an ended segment gives (nothing more is sent).
-            return self.materialize()
-        claims.append(_SENT)
-        winner = claims[0]
-        if winner is not _SENT:
-            return winner
+        if claims:
+            first = claims[0]
+            return first if first.__class__ is not _Finished else self.materialize()
+        # The document is complete before the claim, so whoever builds a segment from it after the
+        # claim sees the outcome; a segment built before the claim shares the http block, and the
+        # response is written into it as the eager path would write it.
         document = self.document
-        response: Dict[str, Any] = {'status': status}
+        blocks = document['http']
+        response = blocks.get('response')
+        if response is None:
+            response = blocks['response'] = {}
+        response['status'] = status
         if content_length is not None:
             response['content_length'] = content_length
-        document['http']['response'] = response
         if status >= 400:
             # Entity.apply_status_code's flags.
             if status >= 500:
@@ -188,4 +193,9 @@ class PendingSegment:
                 document['error'] = True
         document['end_time'] = end_time
         document['in_progress'] = False
-        return None
+        marker = _Finished()
+        claims.append(marker)
+        first = claims[0]
+        if first is marker:
+            return None
+        return first if first.__class__ is not _Finished else self.materialize()
