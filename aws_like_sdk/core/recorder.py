@@ -257,11 +257,13 @@ class AWSXRayRecorder:
         context = self._deferral_context
         var = context._fast if context is not None else None
         seg_name = name or self._service
+        emitter = self._emitter
         # ``is True``: a mock emitter answers any attribute with a (truthy) mock.
-        if var is None or not seg_name or getattr(self._emitter, 'accepts_documents', False) is not True:
+        if var is None or not seg_name or getattr(emitter, 'accepts_documents', False) is not True:
             return None
         pending = PendingSegment(seg_name, traceid, parent_id, http_block, annotations, self._aws_metadata,
                                  SERVICE_INFO, self._origin, origin_trace_header)
+        pending.emitter = emitter
         var.set((pending,))
         return pending
 
@@ -274,7 +276,8 @@ class AWSXRayRecorder:
         the emitter was replaced); the caller then records the outcome on it and ends it as usual.
         """
         emitter = self._emitter
-        if getattr(emitter, 'accepts_documents', False) is not True:
+        if emitter is not pending.emitter:
+            # Replaced during the request: the new one may expect real segments.
             return pending.materialize()
         segment = pending.finish(status, content_length, time.time() if end_time is None else end_time)
         if segment is not None:

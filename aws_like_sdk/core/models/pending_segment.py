@@ -43,9 +43,11 @@ class PendingSegment:
         document: the wire document (what ``Segment.to_dict`` would return for the same segment).
         trace_id: the trace id (also in the document), read for the response header.
         origin_trace_header: the incoming trace header, handed on to the real segment.
+        emitter: set by the recorder: the emitter that accepted the document when the request
+            began (the model never calls it).
     """
 
-    __slots__ = ('document', 'trace_id', 'origin_trace_header', '_claims')
+    __slots__ = ('document', 'trace_id', 'origin_trace_header', 'emitter', '_claims')
 
     # What readers of an entity check before they touch it.
     sampled = True
@@ -76,6 +78,7 @@ class PendingSegment:
             document['origin'] = origin
         self.document = document
         self.origin_trace_header = origin_trace_header
+        self.emitter: Any = None
         self._claims: list = []
 
     @property
