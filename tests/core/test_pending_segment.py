@@ -5,14 +5,19 @@ recorder that emits over real UDP to the loopback sink, and compares with what a
 segment sends.
 """
 import asyncio
+import contextvars
+import json
 import threading
 import time
+from unittest import mock
 
 import pytest
 
 from aws_like_sdk.core.context import Context
+from aws_like_sdk.core.emitters.udp_emitter import UDPEmitter
 from aws_like_sdk.core.models.pending_segment import PendingSegment
 from aws_like_sdk.core.models.segment import Segment
+from aws_like_sdk.core.recorder import AWSXRayRecorder
 from aws_like_sdk.ext._http import begin_request_for
 
 pytestmark = pytest.mark.timeout(30)
@@ -30,6 +35,18 @@ def _begin(recorder, defer=True, header=None, route='/items/{id}', forwarded=Non
 
 def _comparable(doc):
     return {key: value for key, value in doc.items() if key not in _PER_REQUEST}
+
+
+def _patched_send_entity_gets_real_segments(recorder, target):
+    """With ``target.send_entity`` patched, requests begin real segments and the patch gets them;
+    undone, requests are deferred again."""
+    with mock.patch.object(target, 'send_entity') as sent:
+        trace = _begin(recorder)
+        assert trace.entity.__class__ is Segment
+        trace.finish(200, 1)
+        assert sent.call_args[0][0].__class__ is Segment
+    assert isinstance(_begin(recorder).entity, PendingSegment)
+    recorder.clear_trace_entities()
 
 
 class _Collecting:
@@ -115,8 +132,6 @@ def test_upstream_style_entities_view_sees_the_real_segment(recorder, udp_sink):
 
 
 def test_threads_that_ask_at_once_share_one_segment(recorder, udp_sink):
-    import contextvars
-
     trace = _begin(recorder)
     seen = []
     start = threading.Barrier(8)
@@ -141,8 +156,6 @@ def test_threads_that_ask_at_once_share_one_segment(recorder, udp_sink):
 
 
 def test_asking_after_the_request_ended_gives_a_closed_segment_and_late_work_is_still_sent(recorder, udp_sink):
-    import contextvars
-
     trace = _begin(recorder)
     worker_context = contextvars.copy_context()  # e.g. a background task that outlives the request
     trace.finish(200, 2)
@@ -260,8 +273,6 @@ def test_tasks_started_by_the_handler_share_the_segment(recorder, udp_sink):
 
 
 def test_emitters_opt_in_to_documents_and_overriding_subclasses_do_not_inherit_it(recorder, udp_sink):
-    from aws_like_sdk.core.emitters.udp_emitter import UDPEmitter
-
     class Serializing:
         accepts_documents = True
 
@@ -290,7 +301,6 @@ def test_emitters_opt_in_to_documents_and_overriding_subclasses_do_not_inherit_i
     trace = _begin(recorder)
     assert isinstance(trace.entity, PendingSegment)
     trace.finish(201, 4)
-    import json
     (payload,) = serializing.payloads
     assert json.loads(payload)['http']['response'] == {'status': 201, 'content_length': 4}
 
@@ -344,8 +354,6 @@ def test_routes_that_are_not_strings_are_not_deferred(recorder, udp_sink):
 
 
 def test_a_segment_built_while_the_request_ends_is_never_handed_out_open(recorder, udp_sink, monkeypatch):
-    import contextvars
-
     built, go = threading.Event(), threading.Event()
     real_build = PendingSegment._build
 
@@ -384,10 +392,6 @@ def test_a_segment_built_while_the_request_ends_is_never_handed_out_open(recorde
 
 
 def test_emitters_that_may_read_segments_are_not_given_documents(recorder, udp_sink):
-    from unittest import mock
-
-    from aws_like_sdk.core.emitters.udp_emitter import UDPEmitter
-
     class AuditMixin:
         def send_entity(self, entity):
             self.flags = (entity.error, entity.fault)
@@ -410,21 +414,11 @@ def test_emitters_that_may_read_segments_are_not_given_documents(recorder, udp_s
 
     emitter = UDPEmitter(udp_sink.address)
     recorder.configure(emitter=emitter)
-    with mock.patch.object(emitter, 'send_entity') as sent:
-        trace = _begin(recorder)
-        assert trace.entity.__class__ is Segment
-        trace.finish(200, 1)
-        assert sent.call_args[0][0].__class__ is Segment
+    _patched_send_entity_gets_real_segments(recorder, emitter)
     assert emitter.accepts_documents is True
-    assert isinstance(_begin(recorder).entity, PendingSegment)
-    recorder.clear_trace_entities()
 
 
 def test_a_recorder_with_its_own_segment_methods_is_not_bypassed(udp_sink):
-    from unittest import mock
-
-    from aws_like_sdk.core.recorder import AWSXRayRecorder
-
     class Tagging(AWSXRayRecorder):
         def begin_segment(self, *args, **kwargs):
             segment = super().begin_segment(*args, **kwargs)
@@ -450,8 +444,6 @@ def test_a_recorder_with_its_own_segment_methods_is_not_bypassed(udp_sink):
 
 
 def test_a_shrunk_document_leaves_the_late_segment_readable(recorder, udp_sink):
-    import contextvars
-
     trace = begin_request_for(recorder, 'GET', 'http://example.com/' + 'a' * 70000, 'example.com', '/', None,
                               'agent/1', '10.1.2.3', None, None, None, False, True)
     worker_context = contextvars.copy_context()
@@ -481,19 +473,9 @@ def test_a_name_that_sanitises_to_nothing_and_a_second_finish_behave_as_eagerly(
 
 
 def test_patching_the_emitter_class_or_restoring_by_assignment_is_seen(recorder, udp_sink, monkeypatch):
-    from unittest import mock
-
-    from aws_like_sdk.core.emitters.udp_emitter import UDPEmitter
-
     emitter = UDPEmitter(udp_sink.address)
     recorder.configure(emitter=emitter)
-    with mock.patch.object(UDPEmitter, 'send_entity') as sent:
-        trace = _begin(recorder)
-        assert trace.entity.__class__ is Segment
-        trace.finish(200, 1)
-        assert sent.call_args[0][0].__class__ is Segment
-    assert isinstance(_begin(recorder).entity, PendingSegment)
-    recorder.clear_trace_entities()
+    _patched_send_entity_gets_real_segments(recorder, UDPEmitter)
 
     monkeypatch.setattr(emitter, 'send_entity', lambda entity: None)
     assert emitter.accepts_documents is False
@@ -534,8 +516,6 @@ def test_racing_ends_send_the_document_once(recorder, udp_sink):
 
 
 def test_a_reader_after_the_end_sees_the_outcome_that_was_sent(recorder, udp_sink):
-    import contextvars
-
     for status, flags in ((503, (False, True, False)), (429, (True, False, True)), (404, (True, False, False))):
         trace = _begin(recorder, route='/late/%d' % status)
         worker_context = contextvars.copy_context()
