@@ -121,6 +121,8 @@ class RequestTrace:
         self.annotate_urls = annotate_urls
         self._finished = False
         self.header = header
+        # The route of a deferred segment (see begin_request_for).
+        self._deferred_route: Optional[str] = None
 
     @property
     def segment(self) -> Any:
