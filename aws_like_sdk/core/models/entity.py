@@ -3,7 +3,7 @@ import logging
 import math
 import os
 import time
-from typing import Any, Dict, Optional
+from typing import Any, Dict, Optional, Tuple
 
 from ..emitters.encoding import encode_document
 from ..exceptions.exceptions import AlreadyEndedException
@@ -26,6 +26,22 @@ _RESPONSE_KEYS = frozenset(http.response_keys)
 
 
 _clean_names: Dict[str, str] = {}
+
+_FAULT = ('fault',)
+_THROTTLE = ('error', 'throttle')
+_ERROR = ('error',)
+
+
+def status_flags(status: int) -> Tuple[str, ...]:
+    """The flags an int HTTP status sets: ``fault`` for 5xx, ``error`` and ``throttle`` for 429,
+    ``error`` for other 4xx, none below 400."""
+    if status >= 500:
+        return _FAULT
+    if status == 429:
+        return _THROTTLE
+    if status >= 400:
+        return _ERROR
+    return ()
 
 
 def sanitize_name(name: Any) -> str:
@@ -263,13 +279,8 @@ class Entity:
             self._check_ended()
         if not isinstance(status_code, int) or isinstance(status_code, bool):
             return
-        if status_code >= 500:
-            self.fault = True
-        elif status_code == 429:
-            self.throttle = True
-            self.error = True
-        elif status_code >= 400:
-            self.error = True
+        for flag in status_flags(status_code):
+            setattr(self, flag, True)
 
     def add_exception(self, exception: BaseException, stack, remote: bool = False) -> None:
         """Record ``exception`` in ``cause`` and set ``fault``.

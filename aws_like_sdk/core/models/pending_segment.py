@@ -18,7 +18,7 @@ from typing import Any, Dict, Optional
 
 from ..emitters.encoding import encode_document
 from ..utils.ids import entity_id as _entity_id, take_entity_id as _take_entity_id, trace_id_at as _trace_id_at
-from .entity import _clean_names, sanitize_name
+from .entity import _clean_names, sanitize_name, status_flags
 from .segment import Segment
 
 class _Finished:
@@ -187,13 +187,8 @@ class PendingSegment:
         if content_length is not None:
             response['content_length'] = content_length
         if status >= 400:
-            # Entity.apply_status_code's flags.
-            if status >= 500:
-                document['fault'] = True
-            elif status == 429:
-                document['error'] = document['throttle'] = True
-            else:
-                document['error'] = True
+            for flag in status_flags(status):
+                document[flag] = True
         document['end_time'] = end_time
         document['in_progress'] = False
         marker = _Finished()
