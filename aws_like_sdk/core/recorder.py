@@ -262,8 +262,7 @@ class AWSXRayRecorder:
         if var is None or not seg_name or getattr(emitter, 'accepts_documents', False) is not True:
             return None
         pending = PendingSegment(seg_name, traceid, parent_id, http_block, annotations, self._aws_metadata,
-                                 SERVICE_INFO, self._origin, origin_trace_header)
-        pending.emitter = emitter
+                                 SERVICE_INFO, self._origin, origin_trace_header, emitter)
         var.set((pending,))
         return pending
 

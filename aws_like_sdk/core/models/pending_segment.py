@@ -43,8 +43,8 @@ class PendingSegment:
         document: the wire document (what ``Segment.to_dict`` would return for the same segment).
         trace_id: the trace id (also in the document), read for the response header.
         origin_trace_header: the incoming trace header, handed on to the real segment.
-        emitter: set by the recorder: the emitter that accepted the document when the request
-            began (the model never calls it).
+        emitter: the emitter that accepted the document when the request began, given by the
+            recorder (the model never calls it).
     """
 
     __slots__ = ('document', 'trace_id', 'origin_trace_header', 'emitter', '_claims')
@@ -56,7 +56,7 @@ class PendingSegment:
     def __init__(self, name: str, traceid: Optional[str], parent_id: Optional[str], http_block: Dict[str, Any],
                  annotations: Optional[Dict[str, Any]], aws: Optional[Dict[str, Any]],
                  service: Optional[Dict[str, Any]], origin: Optional[str] = None,
-                 origin_trace_header: Any = None) -> None:
+                 origin_trace_header: Any = None, emitter: Any = None) -> None:
         try:
             entity_id = _take_entity_id()
         except IndexError:  # the id pool is empty: entity_id() refills it
@@ -78,7 +78,7 @@ class PendingSegment:
             document['origin'] = origin
         self.document = document
         self.origin_trace_header = origin_trace_header
-        self.emitter: Any = None
+        self.emitter = emitter
         self._claims: list = []
 
     @property
@@ -172,28 +172,27 @@ class PendingSegment:
         get a closed segment, and nothing more is sent.
         """
         claims = self._claims
-        if claims:
-            first = claims[0]
-            return first if first.__class__ is not _Finished else self.materialize()
-        # The document is complete before the claim, so whoever builds a segment from it after the
-        # claim sees the outcome; a segment built before the claim shares the http block, and the
-        # response is written into it as the eager path would write it.
-        document = self.document
-        blocks = document['http']
-        response = blocks.get('response')
-        if response is None:
-            response = blocks['response'] = {}
-        response['status'] = status
-        if content_length is not None:
-            response['content_length'] = content_length
-        if status >= 400:
-            for flag in status_flags(status):
-                document[flag] = True
-        document['end_time'] = end_time
-        document['in_progress'] = False
-        marker = _Finished()
-        claims.append(marker)
+        if not claims:
+            # The document is complete before the claim, so whoever builds a segment from it after
+            # the claim sees the outcome; a segment built before the claim shares the http block,
+            # and the response is written into it as the eager path would write it.
+            document = self.document
+            blocks = document['http']
+            response = blocks.get('response')
+            if response is None:
+                response = blocks['response'] = {}
+            response['status'] = status
+            if content_length is not None:
+                response['content_length'] = content_length
+            if status >= 400:
+                for flag in status_flags(status):
+                    document[flag] = True
+            document['end_time'] = end_time
+            document['in_progress'] = False
+            marker = _Finished()
+            claims.append(marker)
+            if claims[0] is marker:
+                return None
+        # Materialized first (the live segment), or ended already (a closed copy).
         first = claims[0]
-        if first is marker:
-            return None
         return first if first.__class__ is not _Finished else self.materialize()
