@@ -95,13 +95,15 @@ class AWSXRayRecorder:
     def _refresh_fast_path(self) -> None:
         context = self.__dict__.get('_context')
         cls = type(self)
-        plain = (isinstance(context, Context)
-                 and all(getattr(cls, name) is getattr(AWSXRayRecorder, name) for name in _HOT_METHODS)
-                 and not any(name in self.__dict__ for name in _HOT_METHODS))
+
+        def own(names: tuple) -> bool:
+            # AWSXRayRecorder's methods: not overridden by a subclass, not replaced on the instance.
+            return (all(getattr(cls, name) is getattr(AWSXRayRecorder, name) for name in names)
+                    and not any(name in self.__dict__ for name in names))
+
+        plain = isinstance(context, Context) and own(_HOT_METHODS)
         object.__setattr__(self, '_fast_context', context if plain else None)
-        deferrable = (plain
-                      and all(getattr(cls, name) is getattr(AWSXRayRecorder, name) for name in _DEFERRAL_METHODS)
-                      and not any(name in self.__dict__ for name in _DEFERRAL_METHODS))
+        deferrable = plain and own(_DEFERRAL_METHODS)
         object.__setattr__(self, '_deferral_context', context if deferrable else None)
 
     # -- configuration ---------------------------------------------------------------------------
