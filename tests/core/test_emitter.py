@@ -282,12 +282,14 @@ def test_a_full_batch_wakes_the_lingering_sender_and_flush_sends_the_rest(monkey
     emitter = UDPEmitter(udp_sink.address, background=True)
     segment = Segment('batched')
     segment.close()
-    total = 3 * multisend.MAX_BATCH + 10
+    (payload,) = to_datagrams(segment.to_dict())
+    full = min(multisend.MAX_BATCH, multisend.MAX_BATCH_FOOTPRINT // multisend.footprints([payload])[0])
+    total = 3 * full + 10
     for _ in range(total):
         emitter.send_entity(segment)
-    # Small documents: a full batch is MAX_BATCH datagrams, so at least two full ones left by now.
-    assert len(udp_sink.wait_for(2 * multisend.MAX_BATCH, timeout=10)) >= 2 * multisend.MAX_BATCH
-    assert emitter._full_batch == multisend.MAX_BATCH
+    # At least two full batches have left by now, each woken by the producer.
+    assert len(udp_sink.wait_for(2 * full, timeout=10)) >= 2 * full
+    assert emitter._full_batch == full
     # What is left is less than a batch: it waits for the linger, or for flush().
     assert emitter.flush(timeout=5)
     assert emitter.sent == total and emitter.dropped == 0
@@ -303,10 +305,72 @@ def test_the_full_batch_follows_the_size_of_the_documents(udp_sink):
     for _ in range(40):
         emitter.send_entity(segment)
     assert emitter.flush(timeout=5)
-    # About 8 KB each: the byte bound, not the count, makes a batch full.
+    # About 8 KB each: the receive-buffer bound, not the count, makes a batch full.
     (payload,) = to_datagrams(segment.to_dict())
-    assert emitter._full_batch == multisend.MAX_BATCH_BYTES // len(payload) < multisend.MAX_BATCH
+    assert emitter._full_batch == multisend.MAX_BATCH_FOOTPRINT // multisend.footprints([payload])[0]
+    assert emitter._full_batch < multisend.MAX_BATCH
     assert len(udp_sink.wait_for(40)) == 40
+
+
+SO_MEMINFO = 55  # Linux: the socket's memory counters; the first is the receive queue's charge
+
+
+def _receive_charge_of(size: int) -> int:
+    """What the kernel charges a receiver for one queued datagram of ``size`` bytes, read back."""
+    import struct
+    receiver = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sender = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        receiver.bind(('127.0.0.1', 0))
+        sender.sendto(b'x' * size, receiver.getsockname())
+        return struct.unpack('9I', receiver.getsockopt(socket.SOL_SOCKET, SO_MEMINFO, 36))[0]
+    finally:
+        receiver.close()
+        sender.close()
+
+
+@pytest.mark.skipif(not sys.platform.startswith('linux'), reason='SO_MEMINFO is Linux only')
+@pytest.mark.parametrize('size', [1, 128, 129, 541, 640, 641, 1600, 3700, 7800, 7900, 16000, 16384, 30000, 65507])
+def test_the_footprint_estimate_is_never_below_what_the_kernel_charges(size):
+    (estimate,) = multisend.footprints([b'x' * size])
+    assert estimate >= _receive_charge_of(size)
+    assert estimate <= 2 * _receive_charge_of(size)  # and not so far above that batches shrink for nothing
+
+
+@pytest.mark.skipif(not multisend.available(), reason='needs sendmmsg')
+def test_one_batch_of_typical_segments_fits_a_receiver_that_is_not_reading():
+    receiver = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    receiver.bind(('127.0.0.1', 0))
+    receiver.setblocking(False)
+    if receiver.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF) < multisend.MAX_BATCH_FOOTPRINT:
+        receiver.close()
+        pytest.skip('this kernel gives sockets less than the default receive buffer')
+    emitter = UDPEmitter('127.0.0.1:%d' % receiver.getsockname()[1], background=True)
+    segment = Segment('typical')
+    segment.put_http_meta('url', 'http://example.com/items/42')
+    segment.put_metadata('note', 'y' * 300)
+    segment.close()
+    (payload,) = to_datagrams(segment.to_dict())
+    assert 400 < len(payload) < 640  # a typical request segment
+    try:
+        # Fill the queue as a busy server would, then send one batch the way the sender thread does.
+        emitter._queue.extend([payload] * multisend.MAX_BATCH)
+        batch, _ = emitter._take_batch()
+        emitter._send_batch(batch)
+        received = 0
+        while True:
+            try:
+                receiver.recv(65536)
+            except BlockingIOError:
+                break
+            received += 1
+        # The whole burst was queued by the kernel: nothing waited on a reader to make room.
+        assert received == len(batch) == emitter.sent > 100
+        assert len(emitter._queue) == multisend.MAX_BATCH - len(batch)  # the rest waits for the next batch
+    finally:
+        emitter._queue.clear()
+        emitter.close()
+        receiver.close()
 
 
 def test_metadata_with_non_string_keys_is_encoded_by_the_fast_path():
@@ -320,12 +384,12 @@ def test_metadata_with_non_string_keys_is_encoded_by_the_fast_path():
     assert doc['aws'] == {'ecs': {'1': 'container-one'}}
 
 
-def test_background_batches_stay_within_the_byte_bound_and_keep_order(monkeypatch, udp_sink):
-    sizes = []
+def test_background_batches_stay_within_the_receive_buffer_bound_and_keep_order(monkeypatch, udp_sink):
+    footprints = []
     real_send = multisend.BatchSender.send
 
     def recording_send(self, payloads):
-        sizes.append(sum(len(payload) for payload in payloads))
+        footprints.append(sum(multisend.footprints(payloads)))
         return real_send(self, payloads)
 
     monkeypatch.setattr(multisend.BatchSender, 'send', recording_send)
@@ -338,8 +402,8 @@ def test_background_batches_stay_within_the_byte_bound_and_keep_order(monkeypatc
     assert emitter.flush(timeout=5)
     docs = udp_sink.wait_for(12)
     assert [doc['name'] for doc in docs] == ['big-%02d' % number for number in range(12)]
-    assert sizes and all(size <= multisend.MAX_BATCH_BYTES for size in sizes)
-    assert sum(sizes) > multisend.MAX_BATCH_BYTES  # so the bound really split the queue
+    assert footprints and all(footprint <= multisend.MAX_BATCH_FOOTPRINT for footprint in footprints)
+    assert sum(footprints) > multisend.MAX_BATCH_FOOTPRINT  # so the bound really split the queue
 
 
 def test_datagrams_are_the_same_document_with_and_without_orjson(monkeypatch):

@@ -1,6 +1,8 @@
 """Send finished entities to the daemon as UDP datagrams. Never raises into the application."""
 import atexit
+import bisect
 import collections
+import itertools
 import logging
 import os
 import socket
@@ -156,7 +158,7 @@ class UDPEmitter:
         self._sleeping = False
         self._busy = False
         # Queued datagrams that make one full batch: producers wake a lingering sender at this count.
-        # Estimated by the sender from the sizes it sends (the byte bound is what usually fills a batch).
+        # Estimated by the sender from the sizes it sends (the footprint bound is what usually fills a batch).
         self._full_batch = multisend.MAX_BATCH
         # Set while flush() waits: the sender then sends at once instead of lingering for a batch.
         # (A list: append and pop are atomic, so concurrent flushes need no lock to count themselves.)
@@ -251,27 +253,25 @@ class UDPEmitter:
         thread.start()
 
     def _take_batch(self) -> Tuple[list, int]:
-        """The next batch (within the count and byte bounds) and its size in bytes."""
+        """The next batch (within the count and receive-buffer bounds) and its estimated footprint."""
         # Only this thread takes from the queue, so at least len(queue) items are there to pop.
         queue = self._queue
-        popleft = queue.popleft
-        batch = [popleft() for _ in range(min(len(queue), multisend.MAX_BATCH))]
-        size = sum(map(len, batch))
-        if len(batch) > 1 and size > multisend.MAX_BATCH_BYTES:
-            # Large documents: keep what fits the byte bound (at least one), put the rest back in front.
-            total = 0
-            for index, payload in enumerate(batch):
-                total += len(payload)
-                if total > multisend.MAX_BATCH_BYTES and index:
-                    queue.extendleft(reversed(batch[index:]))
-                    return batch[:index], total - len(payload)
-        return batch, size
+        batch = list(itertools.starmap(queue.popleft, itertools.repeat((), min(len(queue), multisend.MAX_BATCH))))
+        if not batch:
+            return batch, 0
+        charges = list(itertools.accumulate(multisend.footprints(batch)))
+        keep = bisect.bisect_right(charges, multisend.MAX_BATCH_FOOTPRINT) or 1
+        if keep < len(batch):
+            # Keep what fits one receiver's buffer (at least one), put the rest back in front.
+            queue.extendleft(reversed(batch[keep:]))
+            del batch[keep:]
+        return batch, charges[keep - 1]
 
     def _sender_loop(self) -> None:
         queue = self._queue
         while True:
             self._busy = True
-            batch, size = self._take_batch()
+            batch, footprint = self._take_batch()
             if not batch:
                 self._busy = False
                 # A whole linger passed without a datagram: sleep until a producer wakes us.
@@ -292,8 +292,8 @@ class UDPEmitter:
                 self.dropped += len(batch)
             finally:
                 self._busy = False
-            # How many datagrams of the sizes just sent fill a batch (by count or by bytes).
-            self._full_batch = max(1, min(multisend.MAX_BATCH, multisend.MAX_BATCH_BYTES * len(batch) // max(size, 1)))
+            # How many datagrams of the sizes just sent fill a batch (by count or by footprint).
+            self._full_batch = max(1, min(multisend.MAX_BATCH, multisend.MAX_BATCH_FOOTPRINT * len(batch) // max(footprint, 1)))
             if len(queue) < self._full_batch and not self._flushing:
                 # While traffic lasts the sender paces itself: it waits for a full batch (a producer
                 # then wakes it) or the busy linger, whichever comes first. With a full batch (or
