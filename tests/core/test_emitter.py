@@ -244,6 +244,120 @@ def test_pending_documents_are_sent_at_interpreter_exit(udp_sink):
     assert len(udp_sink.wait_for(200)) == 200
 
 
+def _run_python(code: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, timeout=60)
+
+
+_CHILD_PRELUDE = (
+    "import atexit, multiprocessing, sys\n"
+    "from aws_like_sdk.core.emitters.udp_emitter import UDPEmitter\n"
+    "from aws_like_sdk.core.models.segment import Segment\n"
+    "emitter = UDPEmitter(%r, background=True)\n"
+    "def send(name):\n"
+    "    s = Segment(name); s.close(); emitter.send_entity(s)\n")
+
+
+def test_what_an_exit_hook_sends_after_the_exit_flush_still_arrives(udp_sink):
+    # atexit runs hooks last-registered first: one registered before the first send runs after the flush.
+    code = _CHILD_PRELUDE % udp_sink.address + (
+        "atexit.register(send, 'from-exit-hook')\n"
+        "send('main')\n")
+    result = _run_python(code)
+    assert result.returncode == 0 and result.stderr == '', result.stderr
+    assert sorted(doc['name'] for doc in udp_sink.wait_for(2)) == ['from-exit-hook', 'main']
+
+
+def test_a_first_send_from_an_exit_hook_is_sent_inline_and_never_raises(udp_sink):
+    # No sender thread can run (on 3.12+ none can even start) once the interpreter is exiting.
+    code = _CHILD_PRELUDE % udp_sink.address + (
+        "def at_exit():\n"
+        "    send('only-at-exit')\n"
+        "    print('returned', file=sys.stderr)\n"
+        "atexit.register(at_exit)\n")
+    result = _run_python(code)
+    assert result.returncode == 0 and result.stderr == 'returned\n', result.stderr
+    assert [doc['name'] for doc in udp_sink.wait_for(1)] == ['only-at-exit']
+
+
+@pytest.mark.skipif(not hasattr(os, 'fork'), reason='needs fork')
+def test_a_multiprocessing_child_sends_what_it_queued_before_it_exits(udp_sink):
+    # multiprocessing ends a child with os._exit(): atexit hooks never run there, threading's do.
+    code = _CHILD_PRELUDE % udp_sink.address + (
+        "def work(number):\n"
+        "    for i in range(5):\n"
+        "        send('child%d-%d' % (number, i))\n"
+        "if __name__ == '__main__':\n"
+        "    send('parent'); assert emitter.flush(5)\n"
+        "    context = multiprocessing.get_context('fork')\n"
+        "    children = [context.Process(target=work, args=(n,)) for n in range(3)]\n"
+        "    for child in children: child.start()\n"
+        "    for child in children: child.join(30); assert child.exitcode == 0\n")
+    result = _run_python(code)
+    assert result.returncode == 0 and result.stderr == '', result.stderr
+    names = sorted(doc['name'] for doc in udp_sink.wait_for(16))
+    assert names == sorted(['parent'] + ['child%d-%d' % (n, i) for n in range(3) for i in range(5)])
+
+
+@pytest.mark.skipif(not multisend.available(), reason='needs sendmmsg')
+def test_close_waits_for_the_batch_being_sent(monkeypatch, udp_sink):
+    # The batch call takes the socket's descriptor number; closed under it, that number could belong to
+    # a file the application opens next, and the batch would be written there.
+    real_sendmmsg = multisend._sendmmsg
+    entered, release = threading.Event(), threading.Event()
+
+    def held_sendmmsg(*args):
+        entered.set()
+        release.wait(10)
+        return real_sendmmsg(*args)
+
+    monkeypatch.setattr(multisend, '_sendmmsg', held_sendmmsg)
+    emitter = UDPEmitter(udp_sink.address, background=True)
+    segment = Segment('in-flight')
+    segment.close()
+    batch = to_datagrams(segment.to_dict()) * 3
+    sending = threading.Thread(target=emitter._send_batch, args=(batch,))
+    sending.start()
+    assert entered.wait(10)
+    closing = threading.Thread(target=emitter.close)
+    closing.start()
+    closing.join(0.2)
+    assert closing.is_alive()  # close() waits while the batch is in the kernel's hands
+    release.set()
+    sending.join(10)
+    closing.join(10)
+    assert not closing.is_alive() and emitter._socket is None
+    assert emitter.sent == 3 and [doc['name'] for doc in udp_sink.wait_for(3)] == ['in-flight'] * 3
+
+
+def test_a_daemon_host_that_does_not_resolve_is_looked_up_again_only_after_a_while(monkeypatch, caplog):
+    from aws_like_sdk.core.emitters import udp_emitter
+    lookups = []
+
+    def failing_getaddrinfo(*args, **kwargs):  # a resolver that fails (and may hang) cannot be had here
+        lookups.append(args[0])
+        raise socket.gaierror(socket.EAI_AGAIN, 'Temporary failure in name resolution')
+
+    monkeypatch.setattr(udp_emitter.socket, 'getaddrinfo', failing_getaddrinfo)
+    caplog.set_level(logging.DEBUG, logger='aws_like_sdk.core.emitters.udp_emitter')
+    emitter = UDPEmitter('xray-daemon.example:2000', background=False)
+    segment = Segment('unresolved')
+    segment.close()
+    for _ in range(20):
+        emitter.send_entity(segment)
+    assert lookups == ['xray-daemon.example'] and emitter.dropped == 20 and emitter.sent == 0
+    errors = [record for record in caplog.records if record.levelno == logging.ERROR]
+    assert len(errors) == 1 and 'name resolution' in errors[0].getMessage()
+    monkeypatch.setattr(udp_emitter, '_RESOLVE_RETRY_SECONDS', 0.0)
+    emitter._resolve_retry_at = 0.0
+    emitter.send_entity(segment)
+    assert len(lookups) == 2  # tried again once the wait is over
+    # A new address is looked up at once.
+    emitter.set_daemon_address('other-daemon.example:2000')
+    emitter.send_entity(segment)
+    assert lookups[-1] == 'other-daemon.example'
+    emitter.close()
+
+
 def test_flush_sends_at_once_instead_of_waiting_for_the_batch_linger(monkeypatch, udp_sink):
     from aws_like_sdk.core.emitters import udp_emitter
     # A linger far longer than the flush timeout: flush can only succeed if the sender skips it.

@@ -43,6 +43,9 @@ _SENDER_LINGER_BUSY = 0.050
 # error on every success would log an error (and a recovery) per dropped datagram.
 _FAILURE_LOG_REARM_SECONDS = 60.0
 _EXIT_FLUSH_SECONDS = 2.0
+# A daemon host name that does not resolve is looked up again only after this long: every send
+# retrying a lookup that hangs would stall the sender, and then the requests sending inline.
+_RESOLVE_RETRY_SECONDS = 5.0
 BACKGROUND_ENV = 'AWS_LIKE_SDK_BACKGROUND_SEND'
 
 
@@ -53,6 +56,7 @@ def _reset_locks_in_child() -> None:
     # datagrams belong to the parent, which sends them; the child starts its own sender on demand.
     for emitter in list(_emitters):
         emitter._lock = threading.Lock()
+        emitter._send_lock = threading.Lock()
         emitter._socket = None
         emitter._batch_sender = None
         emitter._queue.clear()
@@ -93,7 +97,28 @@ def _background_by_default() -> bool:
 def _flush_all_at_exit() -> None:
     deadline = time.monotonic() + _EXIT_FLUSH_SECONDS
     for emitter in list(_emitters):
+        # What is sent from now on (an application's own exit hooks, threads still finishing) goes
+        # inline: nothing would flush a queue again.
+        emitter._background = False
         emitter.flush(max(0.0, deadline - time.monotonic()))
+
+
+def _register_exit_flush() -> None:
+    """Flush every emitter when the process exits; RuntimeError once exit has begun.
+
+    The hook runs where threading shuts down (before ``atexit`` hooks, so an application's exit hooks
+    that still send are sent inline): that is also how ``multiprocessing`` children end, through
+    ``os._exit()`` after ``threading._shutdown()``, where ``atexit`` hooks never run.
+    """
+    global _exit_hook_registered
+    if _exit_hook_registered:
+        return
+    register = getattr(threading, '_register_atexit', None)  # CPython 3.9+; raises once exit began
+    if register is not None:
+        register(_flush_all_at_exit)
+    else:
+        atexit.register(_flush_all_at_exit)
+    _exit_hook_registered = True
 
 
 if hasattr(os, 'register_at_fork'):
@@ -167,10 +192,15 @@ class UDPEmitter:
         # (A list: append and pop are atomic, so concurrent flushes need no lock to count themselves.)
         self._flushing: list = []
         self._lock = threading.Lock()
+        # Held while a batch is handed to the kernel: close() waits for it, because the batch call
+        # uses the socket's descriptor number, which a closed socket frees for any file to reuse.
+        self._send_lock = threading.Lock()
         _emitters.add(self)
         self._socket: Optional[socket.socket] = None
         self._socket_pid = 0
         self._target: Optional[Tuple[str, int]] = None
+        self._resolve_error: Optional[OSError] = None
+        self._resolve_retry_at = 0.0
         self._batch_sender: Optional[multisend.BatchSender] = None
         self._failures_logged: set = set()
         self._failure_logged_at = 0.0
@@ -244,16 +274,22 @@ class UDPEmitter:
             self._flushing.pop()
 
     def _start_sender(self) -> None:
-        global _exit_hook_registered
         with self._lock:
             if self._thread is not None:
                 return
-            thread = threading.Thread(target=self._sender_loop, name='aws_like_sdk-udp-emitter', daemon=True)
-            self._thread = thread
-            if not _exit_hook_registered:
-                _exit_hook_registered = True
-                atexit.register(_flush_all_at_exit)
-        thread.start()
+            try:
+                _register_exit_flush()
+                thread = threading.Thread(target=self._sender_loop, name='aws_like_sdk-udp-emitter', daemon=True)
+                thread.start()
+            except RuntimeError as exc:
+                # The interpreter is exiting (a first send from an exit hook), or no thread can be
+                # started: send inline from now on rather than queue for a sender that never runs.
+                log.debug('No background sender (%s); sending inline.', exc)
+                self._background = False
+            else:
+                self._thread = thread
+                return
+        self._drain()
 
     def _take_batch(self) -> Tuple[list, int]:
         """The next batch (within the count and receive-buffer bounds) and its estimated footprint."""
@@ -310,20 +346,21 @@ class UDPEmitter:
         self._wakeup.acquire(timeout=_SENDER_LINGER if seconds is None else seconds)
 
     def _send_batch(self, batch: list) -> None:
-        try:
-            sock, target = self._socket_and_target()
-        except Exception as exc:  # noqa: BLE001 - e.g. the address no longer resolves
-            for _ in batch:
-                self._count_failure(exc)
-            return
-        sender = self._batch_sender
-        if sender is None or sender.target != target or sender.sock is not sock:
-            sender = self._batch_sender = multisend.batch_sender_for(sock, target)
-        if sender is None:
-            for payload in batch:
-                self._send_data(payload)
-            return
-        sent, failures = sender.send(batch)
+        with self._send_lock:
+            try:
+                sock, target = self._socket_and_target()
+            except Exception as exc:  # noqa: BLE001 - e.g. the address no longer resolves
+                for _ in batch:
+                    self._count_failure(exc)
+                return
+            sender = self._batch_sender
+            if sender is None or sender.target != target or sender.sock is not sock:
+                sender = self._batch_sender = multisend.batch_sender_for(sock, target)
+            if sender is None:
+                for payload in batch:
+                    self._send_data(payload)
+                return
+            sent, failures = sender.send(batch)
         self.sent += sent
         for _index, error in failures:
             self._count_failure(OSError(error, os.strerror(error)))
@@ -352,6 +389,7 @@ class UDPEmitter:
         with self._lock:
             self._ip, self._port = config.udp_ip, config.udp_port
             self._target = None
+            self._resolve_retry_at = 0.0
 
     @property
     def ip(self) -> str:
@@ -398,13 +436,21 @@ class UDPEmitter:
                 new_sock.setblocking(False)
                 self._socket, self._socket_pid = new_sock, os.getpid()
             if self._target is None:
-                info = socket.getaddrinfo(self._ip, self._port, socket.AF_INET, socket.SOCK_DGRAM)
+                now = time.monotonic()
+                failed = self._resolve_error
+                if failed is not None and now < self._resolve_retry_at:
+                    raise type(failed)(*failed.args)  # a fresh one: re-raising one object grows its traceback
+                try:
+                    info = socket.getaddrinfo(self._ip, self._port, socket.AF_INET, socket.SOCK_DGRAM)
+                except OSError as exc:
+                    self._resolve_error, self._resolve_retry_at = exc, now + _RESOLVE_RETRY_SECONDS
+                    raise
                 self._target = info[0][4]
             return self._socket, self._target
 
     def close(self) -> None:
-        """Close the socket; the next send opens a new one."""
-        with self._lock:
+        """Close the socket (after a batch being sent, if any); the next send opens a new one."""
+        with self._send_lock, self._lock:
             if self._socket is not None:
                 self._socket.close()
             self._socket = None
