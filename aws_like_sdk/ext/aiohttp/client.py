@@ -46,6 +46,37 @@ LOCAL_EXCEPTIONS = (aiohttp.client_exceptions.ClientConnectionError, OSError)
 _HANDLE = 'xray_subsegment'
 
 
+_abandoned_logged: list = []
+
+
+class _RequestContext(SimpleNamespace):
+    """The per-request ``trace_config_ctx``: ends a subsegment that aiohttp never reported an end for.
+
+    aiohttp before 3.14 runs every TraceConfig's ``on_request_start`` outside its ``try``: when one
+    after ours raises or is cancelled (a timeout around the request), the request is abandoned with
+    neither ``on_request_end`` nor ``on_request_exception`` for our subsegment, which would then stay
+    open and keep its segment from ever being sent. Once aiohttp drops the request's contexts, this
+    closes it as a fault.
+    """
+
+    def __del__(self) -> None:
+        subsegment = self.__dict__.get(_HANDLE)
+        if subsegment is None:
+            return
+        try:
+            self.__dict__[_HANDLE] = None
+            subsegment.fault = True
+            # WARNING the first time (there is no exception to show), DEBUG after that.
+            level = logging.DEBUG if _abandoned_logged else logging.WARNING
+            _abandoned_logged.append(None)
+            del _abandoned_logged[1:]
+            log.log(level, 'aiohttp abandoned a request to %s without reporting its end (a TraceConfig after '
+                    "X-Ray's failed at request start?); its subsegment is closed as a fault.", subsegment.name)
+            _end(self, subsegment)
+        except Exception:  # noqa: BLE001 - nothing may escape a finalizer
+            pass
+
+
 async def begin_subsegment(session: aiohttp.ClientSession, trace_config_ctx: SimpleNamespace,
                            params: aiohttp.TraceRequestStartParams) -> None:
     """``on_request_start``: begin the request's subsegment and inject the trace header.
@@ -197,7 +228,7 @@ def aws_xray_trace_config(name: Optional[str] = None, recorder: Any = None) -> a
         A TraceConfig whose request start, end and exception callbacks record subsegments.
     """
     trace_config = aiohttp.TraceConfig(
-        trace_config_ctx_factory=partial(SimpleNamespace, name=name, recorder=recorder))
+        trace_config_ctx_factory=partial(_RequestContext, name=name, recorder=recorder))
     trace_config.on_request_start.append(begin_subsegment)
     trace_config.on_request_end.append(end_subsegment)
     trace_config.on_request_exception.append(end_subsegment_with_exception)

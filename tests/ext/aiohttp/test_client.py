@@ -394,3 +394,38 @@ async def test_callbacks_survive_broken_params(xray, udp_sink):
         await xray_client.end_subsegment_with_exception(None, ctx, SimpleNamespace())
     seg, = await wait_segments(udp_sink, 1)
     assert seg['subsegments'][0]['name'] == 'x'
+
+
+def _failing_start_config(mode):
+    """Another TraceConfig whose on_request_start raises, or awaits until the caller's timeout cancels it."""
+    config = aiohttp.TraceConfig()
+
+    async def start(session, trace_config_ctx, params):
+        if mode == 'raise':
+            raise RuntimeError('the other trace config failed')
+        await asyncio.sleep(5)
+
+    config.on_request_start.append(start)
+    return config
+
+
+@pytest.mark.parametrize('mode', ['raise', 'cancel'])
+async def test_a_later_trace_config_failing_at_start_does_not_hold_the_segment_back(xray, udp_sink, caplog, mode):
+    # aiohttp before 3.14 reports neither the end nor an exception to the configs that had started.
+    caplog.set_level(logging.WARNING, logger='aws_like_sdk.ext.aiohttp.client')
+    async with serve(plain_app()) as server:
+        configs = [aws_xray_trace_config(), _failing_start_config(mode)]
+        async with aiohttp.ClientSession(trace_configs=configs) as session:
+            async with xray.in_segment_async('caller') as segment:
+                with pytest.raises((RuntimeError, asyncio.TimeoutError)):
+                    await asyncio.wait_for(session.get(server.make_url('/echo')), 0.2)
+                async with xray.in_subsegment_async('after') as after:
+                    pass
+    seg, = await wait_segments(udp_sink, 1)
+    assert seg['id'] == segment.id
+    by_name = {sub['name']: sub for sub in seg['subsegments']}
+    # 'after' hangs under the segment, not under the abandoned request's subsegment.
+    assert set(by_name) == {'127.0.0.1', 'after'} and after.parent_id == segment.id
+    abandoned = by_name['127.0.0.1']
+    assert abandoned['fault'] is True and not abandoned.get('in_progress')
+    assert abandoned['end_time'] >= abandoned['start_time']
