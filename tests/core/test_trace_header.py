@@ -40,11 +40,42 @@ def test_garbage_gives_empty_header_not_exception(raw):
     assert header.root is None and header.parent is None
 
 
-def test_malformed_root_discards_root_and_parent_with_warning(caplog):
+@pytest.fixture
+def fresh_warnings(monkeypatch):
+    from aws_like_sdk.core.models import trace_header
+    monkeypatch.setattr(trace_header, '_warned_at', {})
+    return trace_header
+
+
+def test_malformed_root_discards_root_and_parent_with_warning(caplog, fresh_warnings):
     caplog.set_level(logging.WARNING)
     header = TraceHeader.from_header_str('Root=1-xyz;Parent=%s;Sampled=1' % PARENT)
     assert header.root is None and header.parent is None and header.sampled == 1
     assert 'malformed Root' in caplog.text
+
+
+def test_an_unknown_sampled_value_is_logged_and_left_to_the_rules(caplog, fresh_warnings):
+    caplog.set_level(logging.WARNING)
+    header = TraceHeader.from_header_str('Root=%s;Sampled=2' % ROOT)
+    assert header.root == ROOT and header.sampled is None
+    assert "Ignoring Sampled='2'" in caplog.text
+
+
+def test_malformed_headers_cannot_flood_the_log(caplog, fresh_warnings, monkeypatch):
+    caplog.set_level(logging.DEBUG, logger='aws_like_sdk.core.models.trace_header')
+    huge = 'Root=' + 'x' * 7000
+    for _ in range(50):
+        assert TraceHeader.from_header_str(huge).root is None
+    warnings = [record for record in caplog.records if record.levelno == logging.WARNING]
+    assert len(warnings) == 1 and len(caplog.records) == 50
+    # Each line shows the start of the value and its length, never the whole of it.
+    assert all(len(record.getMessage()) < 300 and '(7000 characters)' in record.getMessage()
+               for record in caplog.records)
+    # Once the interval has passed, the next one is a warning again.
+    monkeypatch.setattr(fresh_warnings, 'WARNING_INTERVAL_SECONDS', 0.0)
+    caplog.clear()
+    TraceHeader.from_header_str(huge)
+    assert [record.levelno for record in caplog.records] == [logging.WARNING]
 
 
 @pytest.mark.parametrize('value,expected', [('1', 1), (1, 1), (True, 1), ('0', 0), (0, 0), (False, 0),

@@ -1,6 +1,7 @@
 """Tolerant parsing and serialisation of the ``X-Amzn-Trace-Id`` header."""
 import logging
 import re
+import time
 from typing import Any, Dict, Optional
 
 log = logging.getLogger(__name__)
@@ -14,6 +15,25 @@ HEADER_DELIMITER = ';'
 _ROOT_RE = re.compile(r'\A1-[0-9a-fA-F]{8}-[0-9a-fA-F]{24}\Z')
 _SAMPLED_STRINGS = {'1': 1, '0': 0, '?': '?'}
 _PARENT_RE = re.compile(r'\A[0-9a-fA-F]{16}\Z')
+
+# Headers come from clients: a malformed one is logged at WARNING at most once a minute per kind of
+# fault (then at DEBUG), showing at most this many characters of it, so no client can flood the log.
+WARNING_INTERVAL_SECONDS = 60.0
+_SHOWN_CHARACTERS = 100
+_warned_at: Dict[str, float] = {}
+
+
+def _warn(kind: str, message: str, text: str) -> None:
+    shown = repr(text[:_SHOWN_CHARACTERS])
+    if len(text) > _SHOWN_CHARACTERS:
+        shown += '... (%d characters)' % len(text)
+    now = time.monotonic()
+    last = _warned_at.get(kind)
+    if last is None or now - last >= WARNING_INTERVAL_SECONDS:
+        _warned_at[kind] = now
+        log.warning(message + ' (more of these within a minute are logged at DEBUG)', shown)
+    else:
+        log.debug(message, shown)
 
 
 def _normalize_sampled(value: Any):
@@ -85,13 +105,16 @@ class TraceHeader:
             else:
                 data[key] = value
         if root is not None and not _ROOT_RE.match(root):
-            log.warning('Ignoring malformed Root %r in tracing header.', root)
+            _warn(ROOT, 'Ignoring malformed Root %s in tracing header.', root)
             root = parent = None
         if parent is not None and not _PARENT_RE.match(parent):
-            log.warning('Ignoring malformed Parent %r in tracing header.', parent)
+            _warn(PARENT, 'Ignoring malformed Parent %s in tracing header.', parent)
             parent = None
+        if sampled is not None and sampled not in _SAMPLED_STRINGS:
+            _warn(SAMPLE, 'Ignoring Sampled=%s in tracing header (expected 1, 0 or ?); sampling rules decide.',
+                  sampled)
         if malformed:
-            log.warning('Skipped malformed parts of tracing header %r.', header)
+            _warn('parts', 'Skipped malformed parts of tracing header %s.', header)
         if root is not None:
             root = root.lower()
         if parent is not None:
