@@ -534,3 +534,75 @@ def test_datagrams_are_the_same_document_with_and_without_orjson(monkeypatch):
     (stdlib,) = to_datagrams(doc)
     assert fast.startswith(encoding.HEADER_BYTES) and stdlib.startswith(encoding.HEADER_BYTES)
     assert json.loads(fast.split(b'\n', 1)[1]) == json.loads(stdlib.split(b'\n', 1)[1])
+
+
+_RECEIVER_IN_NAMESPACE = '''
+import socket, sys
+receiver = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+receiver.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 24)
+receiver.bind((sys.argv[1], int(sys.argv[2])))
+print('ready', flush=True)
+receiver.settimeout(3.0)
+count = 0
+try:
+    while True:
+        receiver.recv(70000)
+        count += 1
+except socket.timeout:
+    pass
+print(count, flush=True)
+'''
+
+
+@pytest.fixture
+def slow_link():
+    """A daemon address across a real 200 Mbit/s link: a veth pair into a network namespace, shaped by tc.
+
+    Loopback never fills a UDP socket's send buffer; a real interface with a queue does. Needs root
+    (CAP_NET_ADMIN) and iproute2; skipped without them."""
+    import random
+    import shutil
+    if not sys.platform.startswith('linux') or os.geteuid() != 0 or not shutil.which('ip') or not shutil.which('tc'):
+        pytest.skip('needs root and iproute2 to build a shaped link')
+    tag = '%d%d' % (os.getpid() % 10000, random.randrange(100))
+    namespace, near, far = 'alsdk%s' % tag, 'alsa%s' % tag, 'alsb%s' % tag
+    subnet = '10.213.%d' % random.randrange(1, 250)
+    setup = [['ip', 'netns', 'add', namespace],
+             ['ip', 'link', 'add', near, 'type', 'veth', 'peer', 'name', far],
+             ['ip', 'link', 'set', far, 'netns', namespace],
+             ['ip', 'addr', 'add', subnet + '.1/24', 'dev', near],
+             ['ip', 'link', 'set', near, 'up'],
+             ['ip', 'netns', 'exec', namespace, 'ip', 'addr', 'add', subnet + '.2/24', 'dev', far],
+             ['ip', 'netns', 'exec', namespace, 'ip', 'link', 'set', far, 'up'],
+             ['tc', 'qdisc', 'add', 'dev', near, 'root', 'tbf', 'rate', '200mbit', 'burst', '64kb', 'latency', '200ms']]
+    try:
+        for command in setup:
+            done = subprocess.run(command, capture_output=True, text=True, timeout=10)
+            if done.returncode != 0:
+                pytest.skip('cannot build a shaped link here: %s' % done.stderr.strip())
+        yield namespace, subnet + '.2'
+    finally:
+        subprocess.run(['ip', 'link', 'del', near], capture_output=True, timeout=10)
+        subprocess.run(['ip', 'netns', 'del', namespace], capture_output=True, timeout=10)
+
+
+@pytest.mark.skipif(not multisend.available(), reason='needs sendmmsg')
+def test_batches_wait_for_room_on_a_link_slower_than_the_burst(slow_link):
+    namespace, address = slow_link
+    receiver = subprocess.Popen(['ip', 'netns', 'exec', namespace, sys.executable, '-c', _RECEIVER_IN_NAMESPACE,
+                                 address, '2000'], stdout=subprocess.PIPE, text=True)
+    try:
+        assert receiver.stdout.readline().strip() == 'ready'
+        emitter = UDPEmitter('%s:2000' % address, background=True)
+        segment = Segment('across-the-link')
+        segment.put_metadata('blob', 'x' * 20000)
+        segment.close()
+        for _ in range(400):  # 8 MB: a third of a second at 200 Mbit/s, queued far faster than that
+            emitter.send_entity(segment)
+        assert emitter.flush(timeout=30)
+        received = int(receiver.communicate(timeout=30)[0].strip())
+    finally:
+        if receiver.poll() is None:
+            receiver.kill()
+    assert emitter.dropped == 0 and emitter.sent == 400
+    assert received == 400

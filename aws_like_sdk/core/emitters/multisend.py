@@ -9,11 +9,14 @@ and callers fall back to ``sendto``.
 import array
 import ctypes
 import ctypes.util
+import errno
 import itertools
 import logging
+import select
 import socket
 import struct
 import sys
+import time
 from typing import Callable, List, Optional, Sequence, Tuple
 
 log = logging.getLogger(__name__)
@@ -31,6 +34,10 @@ MAX_BATCH_FOOTPRINT = 212992
 # the charge, and about 5% above it for typical segments.
 _DATA_OVERHEAD = 384
 _BUFFER_OVERHEAD = 320
+# A batch that fills the socket's send buffer (a daemon across a real link, whose queue drains at the
+# link's pace) waits for room, up to this long per batch, instead of dropping the rest of the batch.
+WRITABLE_WAIT_SECONDS = 0.5
+_WOULD_BLOCK = frozenset((errno.EAGAIN, errno.EWOULDBLOCK))
 
 
 def footprints(payloads: Sequence[bytes]) -> List[int]:
@@ -121,7 +128,8 @@ class BatchSender:
         """Send up to :data:`MAX_BATCH` payloads; returns (datagrams sent, [(index, errno), ...]).
 
         A payload the kernel refuses is skipped and reported, and sending goes on with the next,
-        so one bad datagram costs only itself.
+        so one bad datagram costs only itself. When the send buffer is full, the call waits for room
+        (GIL released) for up to :data:`WRITABLE_WAIT_SECONDS` in all before dropping what is left.
         """
         count = len(payloads)
         # One contiguous copy: a single address lookup instead of one per payload.
@@ -139,16 +147,35 @@ class BatchSender:
         failures: List[Tuple[int, int]] = []
         start = 0
         first = ctypes.addressof(self._messages)
+        wait_until = None
         while start < count:
             done = _sendmmsg(self._fd, first + start * _MESSAGE_SIZE, count - start, 0)
             if done > 0:
                 sent += done
                 start += done
-            else:
-                failures.append((start, ctypes.get_errno()))
-                start += 1
+                continue
+            error = ctypes.get_errno()
+            if error in _WOULD_BLOCK:
+                if wait_until is None:
+                    wait_until = time.monotonic() + WRITABLE_WAIT_SECONDS
+                if self._wait_writable(wait_until):
+                    continue
+            failures.append((start, error))
+            start += 1
         del blob  # kept alive until here: the kernel read from it
         return sent, failures
+
+
+    def _wait_writable(self, wait_until: float) -> bool:
+        remaining = wait_until - time.monotonic()
+        if remaining <= 0:
+            return False
+        poller = select.poll()
+        poller.register(self._fd, select.POLLOUT)
+        try:
+            return bool(poller.poll(remaining * 1000))
+        except OSError:
+            return False
 
 
 def batch_sender_for(sock: socket.socket, target: Tuple[str, int]) -> Optional[BatchSender]:
