@@ -606,3 +606,58 @@ def test_batches_wait_for_room_on_a_link_slower_than_the_burst(slow_link):
             receiver.kill()
     assert emitter.dropped == 0 and emitter.sent == 400
     assert received == 400
+
+
+def test_an_idle_sender_ends_and_lets_its_emitter_go_and_the_next_send_starts_another(monkeypatch, udp_sink):
+    import gc
+    import weakref
+    from aws_like_sdk.core.emitters import udp_emitter
+    monkeypatch.setattr(udp_emitter, '_SENDER_IDLE_WAIT', 0.01)
+    monkeypatch.setattr(udp_emitter, '_SENDER_IDLE_WAITS_BEFORE_EXIT', 3)
+    emitter = UDPEmitter(udp_sink.address, background=True)
+    segment = Segment('before')
+    segment.close()
+    emitter.send_entity(segment)
+    first = emitter._thread
+    assert emitter.flush(timeout=5)
+    first.join(5)
+    assert not first.is_alive() and emitter._thread is None
+    segment = Segment('after')
+    segment.close()
+    emitter.send_entity(segment)
+    assert emitter._thread is not None and emitter._thread is not first
+    assert emitter.flush(timeout=5)
+    assert [doc['name'] for doc in udp_sink.wait_for(2)] == ['before', 'after']
+    # Dropped by the application, the emitter is freed once its sender has gone idle.
+    second, gone = emitter._thread, weakref.ref(emitter)
+    del emitter
+    second.join(5)
+    gc.collect()
+    assert not second.is_alive() and gone() is None
+
+
+def test_sends_racing_a_sender_that_is_ending_all_arrive(monkeypatch, udp_sink):
+    import random
+    from aws_like_sdk.core.emitters import udp_emitter
+    # The sender ends after every idle wait, so producers keep meeting it on its way out.
+    monkeypatch.setattr(udp_emitter, '_SENDER_IDLE_WAIT', 0.001)
+    monkeypatch.setattr(udp_emitter, '_SENDER_IDLE_WAITS_BEFORE_EXIT', 1)
+    monkeypatch.setattr(udp_emitter, '_SENDER_LINGER', 0.0005)
+    emitter = UDPEmitter(udp_sink.address, background=True)
+    pause = random.Random(7)
+
+    def produce(number):
+        for index in range(60):
+            segment = Segment('p%d-%d' % (number, index))
+            segment.close()
+            emitter.send_entity(segment)
+            threading.Event().wait(pause.random() * 0.004)
+
+    producers = [threading.Thread(target=produce, args=(number,)) for number in range(4)]
+    for producer in producers:
+        producer.start()
+    for producer in producers:
+        producer.join(30)
+    # Nothing may be left behind in the queue by a sender that ended: it all arrives without a flush.
+    assert len(udp_sink.wait_for(240, timeout=10)) == 240
+    assert emitter.dropped == 0 and not emitter._queue

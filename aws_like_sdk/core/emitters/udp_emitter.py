@@ -28,6 +28,10 @@ _emitters: 'weakref.WeakSet[UDPEmitter]' = weakref.WeakSet()
 # and a process producing faster than it can send is slowed down rather than losing traces.
 DEFAULT_MAX_QUEUE = 1024
 _SENDER_IDLE_WAIT = 0.5
+# An idle sender ends after this many idle waits in a row (a minute), letting go of its emitter: one
+# replaced by configure(emitter=...) or made by a test does not keep a thread for the life of the
+# process. The next send starts a new one.
+_SENDER_IDLE_WAITS_BEFORE_EXIT = 120
 # The sender lets datagrams gather before each send: a server handling one request at a time would
 # otherwise pay a thread wake-up, a GIL handoff and a system call per request, which costs more than
 # sending inline. After a wake-up from idle it gathers this long (light traffic: a short wait costs
@@ -308,6 +312,7 @@ class UDPEmitter:
 
     def _sender_loop(self) -> None:
         queue = self._queue
+        idle_waits = 0
         while True:
             self._busy = True
             batch, footprint = self._take_batch()
@@ -321,9 +326,16 @@ class UDPEmitter:
                 if not queue:
                     woken = self._wakeup.acquire(timeout=_SENDER_IDLE_WAIT)
                 self._sleeping = False
-                if woken and not self._flushing:
-                    self._linger()
+                if woken:
+                    idle_waits = 0
+                    if not self._flushing:
+                        self._linger()
+                else:
+                    idle_waits += 1
+                    if idle_waits >= _SENDER_IDLE_WAITS_BEFORE_EXIT and self._stop_when_idle():
+                        return
                 continue
+            idle_waits = 0
             try:
                 self._send_batch(batch)
             except Exception:  # noqa: BLE001 - the sender thread must survive anything
@@ -339,6 +351,18 @@ class UDPEmitter:
                 # then wakes it) or the busy linger, whichever comes first. With a full batch (or
                 # more) already waiting it sends again at once.
                 self._linger(_SENDER_LINGER_BUSY)
+
+    def _stop_when_idle(self) -> bool:
+        """Let this sender thread end if nothing is queued; False if a datagram came in meanwhile."""
+        with self._lock:
+            if self._queue:
+                return False
+            self._thread = None
+        # A producer that queued before seeing the thread gone may have found it still set and only
+        # released the wake-up lock: hand its datagrams to a new sender.
+        if self._queue:
+            self._start_sender()
+        return True
 
     def _linger(self, seconds: Optional[float] = None) -> None:
         # Let datagrams gather for one batch; flush() and a full batch cut the wait short by
