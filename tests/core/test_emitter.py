@@ -15,6 +15,12 @@ from aws_like_sdk.core.models.segment import Segment
 from tests.support.udp_sink import assemble, walk
 
 
+def _closed_segment(name: str) -> Segment:
+    segment = Segment(name)
+    segment.close()
+    return segment
+
+
 def test_large_segment_below_streaming_threshold_is_split(recorder, udp_sink):
     recorder.configure(streaming_threshold=10000)
     with recorder.in_segment('bulky') as segment:
@@ -68,8 +74,7 @@ def test_encode_document_survives_cycles_nan_and_surrogates():
 def test_unreachable_daemon_logs_once_and_never_raises(caplog):
     caplog.set_level(logging.DEBUG, logger='aws_like_sdk')
     emitter = UDPEmitter('no-such-host.invalid:2000')
-    segment = Segment('svc')
-    segment.close()
+    segment = _closed_segment('svc')
     for _ in range(5):
         emitter.send_entity(segment)
     assert emitter.flush()
@@ -84,8 +89,7 @@ def test_closed_port_does_not_affect_application():
     port = probe.getsockname()[1]
     probe.close()
     emitter = UDPEmitter('127.0.0.1:%d' % port)
-    segment = Segment('svc')
-    segment.close()
+    segment = _closed_segment('svc')
     for _ in range(3):
         emitter.send_entity(segment)
     assert emitter.flush()
@@ -110,16 +114,14 @@ def test_invalid_env_address_never_fails_at_construction(monkeypatch, caplog):
 
 def test_socket_recreated_after_fork(udp_sink):
     emitter = UDPEmitter(udp_sink.address)
-    segment = Segment('parent')
-    segment.close()
+    segment = _closed_segment('parent')
     emitter.send_entity(segment)
     assert emitter.flush()
     parent_socket = emitter._socket
     pid = os.fork()
     if pid == 0:  # child: must not reuse the parent's socket object
         try:
-            child = Segment('child')
-            child.close()
+            child = _closed_segment('child')
             emitter.send_entity(child)
             ok = emitter.flush() and emitter._socket is not parent_socket
             os._exit(0 if ok else 1)
@@ -134,8 +136,7 @@ def test_socket_recreated_after_fork(udp_sink):
 def test_background_sender_is_lazy_named_daemon_and_flushes(udp_sink):
     emitter = UDPEmitter(udp_sink.address, background=True)
     assert emitter._thread is None
-    segment = Segment('queued')
-    segment.close()
+    segment = _closed_segment('queued')
     for _ in range(50):
         emitter.send_entity(segment)
     assert emitter._thread.daemon and emitter._thread.name == 'aws_like_sdk-udp-emitter'
@@ -145,8 +146,7 @@ def test_background_sender_is_lazy_named_daemon_and_flushes(udp_sink):
 
 def test_full_queue_makes_the_caller_send_instead_of_growing_or_dropping(udp_sink):
     emitter = UDPEmitter(udp_sink.address, background=True, max_queue=0)
-    segment = Segment('overflow')
-    segment.close()
+    segment = _closed_segment('overflow')
     emitter.send_entity(segment)
     emitter.send_entity(segment)
     assert emitter.sent == 2 and emitter.dropped == 0 and not emitter._queue
@@ -156,8 +156,7 @@ def test_full_queue_makes_the_caller_send_instead_of_growing_or_dropping(udp_sin
 def test_inline_in_lambda(monkeypatch, udp_sink):
     monkeypatch.setenv('LAMBDA_TASK_ROOT', '/var/task')
     emitter = UDPEmitter(udp_sink.address)
-    segment = Segment('sync')
-    segment.close()
+    segment = _closed_segment('sync')
     emitter.send_entity(segment)
     assert emitter._thread is None and emitter.sent == 1
 
@@ -166,8 +165,7 @@ def test_inline_in_lambda(monkeypatch, udp_sink):
 def test_environment_switches_background_sending(monkeypatch, udp_sink, value, expected):
     monkeypatch.setenv('AWS_LIKE_SDK_BACKGROUND_SEND', value)
     emitter = UDPEmitter(udp_sink.address)
-    segment = Segment('switch')
-    segment.close()
+    segment = _closed_segment('switch')
     emitter.send_entity(segment)
     assert emitter.background is expected and (emitter._thread is not None) is expected
     assert emitter.flush() and emitter.sent == 1 and udp_sink.wait_for(1)[0]['name'] == 'switch'
@@ -205,8 +203,7 @@ def test_background_sender_without_sendmmsg_falls_back_to_sendto(monkeypatch, ud
     monkeypatch.setattr(multisend, 'batch_sender_for', lambda sock, target: None)
     emitter = UDPEmitter(udp_sink.address, background=True)
     for i in range(30):
-        segment = Segment('fallback%d' % i)
-        segment.close()
+        segment = _closed_segment('fallback%d' % i)
         emitter.send_entity(segment)
     assert emitter.flush(timeout=5) and emitter.sent == 30
     assert sorted(d['name'] for d in udp_sink.wait_for(30)) == sorted('fallback%d' % i for i in range(30))
@@ -244,56 +241,59 @@ def test_pending_documents_are_sent_at_interpreter_exit(udp_sink):
     assert len(udp_sink.wait_for(200)) == 200
 
 
-def _run_python(code: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, timeout=60)
+_CHILD_PRELUDE = """
+import atexit, multiprocessing, sys
+from aws_like_sdk.core.emitters.udp_emitter import UDPEmitter
+from aws_like_sdk.core.models.segment import Segment
+emitter = UDPEmitter(%r, background=True)
+def send(name):
+    s = Segment(name); s.close(); emitter.send_entity(s)
+"""
 
 
-_CHILD_PRELUDE = (
-    "import atexit, multiprocessing, sys\n"
-    "from aws_like_sdk.core.emitters.udp_emitter import UDPEmitter\n"
-    "from aws_like_sdk.core.models.segment import Segment\n"
-    "emitter = UDPEmitter(%r, background=True)\n"
-    "def send(name):\n"
-    "    s = Segment(name); s.close(); emitter.send_entity(s)\n")
+def _run_child(udp_sink, body: str, expected_stderr: str = '') -> None:
+    """Run ``body`` in a fresh interpreter with an emitter sending to ``udp_sink`` and ``send(name)``."""
+    code = _CHILD_PRELUDE % udp_sink.address + body
+    result = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0 and result.stderr == expected_stderr, result.stderr
 
 
 def test_what_an_exit_hook_sends_after_the_exit_flush_still_arrives(udp_sink):
     # atexit runs hooks last-registered first: one registered before the first send runs after the flush.
-    code = _CHILD_PRELUDE % udp_sink.address + (
-        "atexit.register(send, 'from-exit-hook')\n"
-        "send('main')\n")
-    result = _run_python(code)
-    assert result.returncode == 0 and result.stderr == '', result.stderr
+    _run_child(udp_sink, "atexit.register(send, 'from-exit-hook')\nsend('main')\n")
     assert sorted(doc['name'] for doc in udp_sink.wait_for(2)) == ['from-exit-hook', 'main']
 
 
 def test_a_first_send_from_an_exit_hook_is_sent_inline_and_never_raises(udp_sink):
     # No sender thread can run (on 3.12+ none can even start) once the interpreter is exiting.
-    code = _CHILD_PRELUDE % udp_sink.address + (
-        "def at_exit():\n"
-        "    send('only-at-exit')\n"
-        "    print('returned', file=sys.stderr)\n"
-        "atexit.register(at_exit)\n")
-    result = _run_python(code)
-    assert result.returncode == 0 and result.stderr == 'returned\n', result.stderr
+    body = """
+def at_exit():
+    send('only-at-exit')
+    print('returned', file=sys.stderr)
+atexit.register(at_exit)
+"""
+    _run_child(udp_sink, body, expected_stderr='returned\n')
     assert [doc['name'] for doc in udp_sink.wait_for(1)] == ['only-at-exit']
 
 
 @pytest.mark.skipif(not hasattr(os, 'fork'), reason='needs fork')
 def test_a_multiprocessing_child_sends_what_it_queued_before_it_exits(udp_sink):
     # multiprocessing ends a child with os._exit(): atexit hooks never run there, threading's do.
-    code = _CHILD_PRELUDE % udp_sink.address + (
-        "def work(number):\n"
-        "    for i in range(5):\n"
-        "        send('child%d-%d' % (number, i))\n"
-        "if __name__ == '__main__':\n"
-        "    send('parent'); assert emitter.flush(5)\n"
-        "    context = multiprocessing.get_context('fork')\n"
-        "    children = [context.Process(target=work, args=(n,)) for n in range(3)]\n"
-        "    for child in children: child.start()\n"
-        "    for child in children: child.join(30); assert child.exitcode == 0\n")
-    result = _run_python(code)
-    assert result.returncode == 0 and result.stderr == '', result.stderr
+    body = """
+def work(number):
+    for i in range(5):
+        send('child%d-%d' % (number, i))
+if __name__ == '__main__':
+    send('parent')
+    assert emitter.flush(5)
+    children = [multiprocessing.get_context('fork').Process(target=work, args=(n,)) for n in range(3)]
+    for child in children:
+        child.start()
+    for child in children:
+        child.join(30)
+        assert child.exitcode == 0
+"""
+    _run_child(udp_sink, body)
     names = sorted(doc['name'] for doc in udp_sink.wait_for(16))
     assert names == sorted(['parent'] + ['child%d-%d' % (n, i) for n in range(3) for i in range(5)])
 
@@ -312,8 +312,7 @@ def test_close_waits_for_the_batch_being_sent(monkeypatch, udp_sink):
 
     monkeypatch.setattr(multisend, '_sendmmsg', held_sendmmsg)
     emitter = UDPEmitter(udp_sink.address, background=True)
-    segment = Segment('in-flight')
-    segment.close()
+    segment = _closed_segment('in-flight')
     batch = to_datagrams(segment.to_dict()) * 3
     sending = threading.Thread(target=emitter._send_batch, args=(batch,))
     sending.start()
@@ -340,8 +339,7 @@ def test_a_daemon_host_that_does_not_resolve_is_looked_up_again_only_after_a_whi
     monkeypatch.setattr(udp_emitter.socket, 'getaddrinfo', failing_getaddrinfo)
     caplog.set_level(logging.DEBUG, logger='aws_like_sdk.core.emitters.udp_emitter')
     emitter = UDPEmitter('xray-daemon.example:2000', background=False)
-    segment = Segment('unresolved')
-    segment.close()
+    segment = _closed_segment('unresolved')
     for _ in range(20):
         emitter.send_entity(segment)
     assert lookups == ['xray-daemon.example'] and emitter.dropped == 20 and emitter.sent == 0
@@ -363,8 +361,7 @@ def test_flush_sends_at_once_instead_of_waiting_for_the_batch_linger(monkeypatch
     # A linger far longer than the flush timeout: flush can only succeed if the sender skips it.
     monkeypatch.setattr(udp_emitter, '_SENDER_LINGER', 60.0)
     emitter = UDPEmitter(udp_sink.address, background=True)
-    segment = Segment('first')
-    segment.close()
+    segment = _closed_segment('first')
     emitter.send_entity(segment)
     assert emitter.flush(timeout=5)
     wait_until = threading.Event()
@@ -394,8 +391,7 @@ def test_a_full_batch_wakes_the_lingering_sender_and_flush_sends_the_rest(monkey
     monkeypatch.setattr(udp_emitter, '_SENDER_LINGER', 60.0)
     monkeypatch.setattr(udp_emitter, '_SENDER_LINGER_BUSY', 60.0)
     emitter = UDPEmitter(udp_sink.address, background=True)
-    segment = Segment('batched')
-    segment.close()
+    segment = _closed_segment('batched')
     (payload,) = to_datagrams(segment.to_dict())
     full = min(multisend.MAX_BATCH, multisend.MAX_BATCH_FOOTPRINT // multisend.footprints([payload])[0])
     total = 3 * full + 10
@@ -615,15 +611,13 @@ def test_an_idle_sender_ends_and_lets_its_emitter_go_and_the_next_send_starts_an
     monkeypatch.setattr(udp_emitter, '_SENDER_IDLE_WAIT', 0.01)
     monkeypatch.setattr(udp_emitter, '_SENDER_IDLE_WAITS_BEFORE_EXIT', 3)
     emitter = UDPEmitter(udp_sink.address, background=True)
-    segment = Segment('before')
-    segment.close()
+    segment = _closed_segment('before')
     emitter.send_entity(segment)
     first = emitter._thread
     assert emitter.flush(timeout=5)
     first.join(5)
     assert not first.is_alive() and emitter._thread is None
-    segment = Segment('after')
-    segment.close()
+    segment = _closed_segment('after')
     emitter.send_entity(segment)
     assert emitter._thread is not None and emitter._thread is not first
     assert emitter.flush(timeout=5)
