@@ -260,7 +260,12 @@ class UDPEmitter:
             pass  # already released by another producer: the sender is waking up
 
     def flush(self, timeout: float = 2.0) -> bool:
-        """Wait until every queued datagram has been sent (or dropped); False on timeout."""
+        """Wait until the queue is empty and its last batch sent (or dropped); False on timeout.
+
+        Datagrams other threads queue meanwhile count too: under sustained traffic from other threads the
+        queue may never be empty, and a short timeout then returns False although everything queued
+        before the call has long been sent.
+        """
         deadline = time.monotonic() + timeout
         self._flushing.append(None)
         try:
