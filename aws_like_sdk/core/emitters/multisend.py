@@ -165,7 +165,6 @@ class BatchSender:
         del blob  # kept alive until here: the kernel read from it
         return sent, failures
 
-
     def _wait_writable(self, wait_until: float) -> bool:
         remaining = wait_until - time.monotonic()
         if remaining <= 0:

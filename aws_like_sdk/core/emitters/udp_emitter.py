@@ -164,16 +164,13 @@ class UDPEmitter:
         overrides it.
         """
         own = self.__dict__
-        # Asked once per deferred request: the usual answer comes first, in one test.
-        if type(self).send_entity is _OWN_SEND_ENTITY and 'send_entity' not in own and '_accepts_documents' not in own:
-            return True
-        override = own.get('_accepts_documents')
-        if override is not None:
-            return override
+        if '_accepts_documents' in own:
+            return own['_accepts_documents']
         if type(self).send_entity is not _OWN_SEND_ENTITY:
             return False
+        replaced = own.get('send_entity')
         # (Restoring a patch by assignment leaves the original bound method in the instance.)
-        return getattr(own['send_entity'], '__func__', None) is _OWN_SEND_ENTITY
+        return replaced is None or getattr(replaced, '__func__', None) is _OWN_SEND_ENTITY
 
     @accepts_documents.setter
     def accepts_documents(self, value: bool) -> None:

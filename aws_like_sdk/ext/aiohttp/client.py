@@ -46,7 +46,7 @@ LOCAL_EXCEPTIONS = (aiohttp.client_exceptions.ClientConnectionError, OSError)
 _HANDLE = 'xray_subsegment'
 
 
-_abandoned_logged: list = []
+_abandoned_logged = False
 
 
 class _RequestContext(SimpleNamespace):
@@ -60,16 +60,16 @@ class _RequestContext(SimpleNamespace):
     """
 
     def __del__(self) -> None:
-        subsegment = self.__dict__.get(_HANDLE)
-        if subsegment is None:
-            return
+        global _abandoned_logged
         try:
-            self.__dict__[_HANDLE] = None
+            subsegment = _take_subsegment(self)
+            if subsegment is None:
+                return
             subsegment.fault = True
-            # WARNING the first time (there is no exception to show), DEBUG after that.
+            # WARNING the first time, DEBUG after that. Not log_once: it takes a lock, which a
+            # finalizer run by the garbage collector inside that very lock would wait on forever.
             level = logging.DEBUG if _abandoned_logged else logging.WARNING
-            _abandoned_logged.append(None)
-            del _abandoned_logged[1:]
+            _abandoned_logged = True
             log.log(level, 'aiohttp abandoned a request to %s without reporting its end (a TraceConfig after '
                     "X-Ray's failed at request start?); its subsegment is closed as a fault.", subsegment.name)
             _end(self, subsegment)
