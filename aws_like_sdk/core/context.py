@@ -51,7 +51,7 @@ def materialized(var: 'ContextVar[Tuple[Any, ...]]', stack: Tuple[Any, ...]) -> 
     :class:`~.models.pending_segment.PendingSegment`: from then on the context holds the real segment.
     """
     segment = stack[0].materialize()
-    stack = (segment,) if len(stack) == 1 else (segment,) + stack[1:]
+    stack = (segment,) + stack[1:]
     var.set(stack)
     return stack
 
