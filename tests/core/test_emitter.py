@@ -8,11 +8,24 @@ import threading
 
 import pytest
 
-from aws_like_sdk.core.emitters import multisend
+from aws_like_sdk.core.emitters import multisend, posix_aio
 from aws_like_sdk.core.emitters.encoding import MAX_DATAGRAM_BYTES, TRUNCATED_KEY, encode_document, to_datagrams
-from aws_like_sdk.core.emitters.udp_emitter import UDPEmitter
+from aws_like_sdk.core.emitters.udp_emitter import POSIX_AIO_ENV, UDPEmitter
 from aws_like_sdk.core.models.segment import Segment
 from tests.support.udp_sink import assemble, walk
+
+
+@pytest.fixture(params=['posix_aio', 'sendmmsg'])
+def transport(request, monkeypatch):
+    """Run a test with full batches handed to glibc's AIO threads, and again with the sender thread's
+    sendmmsg alone (the environment variable reaches child processes too)."""
+    if request.param == 'posix_aio':
+        monkeypatch.delenv(POSIX_AIO_ENV, raising=False)
+        if not posix_aio.available():
+            pytest.skip('glibc POSIX AIO is not available here')
+    else:
+        monkeypatch.setenv(POSIX_AIO_ENV, 'false')
+    return request.param
 
 
 def _closed_segment(name: str) -> Segment:
@@ -209,7 +222,7 @@ def test_background_sender_without_sendmmsg_falls_back_to_sendto(monkeypatch, ud
     assert sorted(d['name'] for d in udp_sink.wait_for(30)) == sorted('fallback%d' % i for i in range(30))
 
 
-def test_many_threads_sending_in_background_lose_nothing(udp_sink):
+def test_many_threads_sending_in_background_lose_nothing(udp_sink, transport):
     emitter = UDPEmitter(udp_sink.address, background=True)
 
     def produce(prefix):
@@ -229,7 +242,7 @@ def test_many_threads_sending_in_background_lose_nothing(udp_sink):
     assert len(names) == 1200
 
 
-def test_pending_documents_are_sent_at_interpreter_exit(udp_sink):
+def test_pending_documents_are_sent_at_interpreter_exit(udp_sink, transport):
     code = (
         "from aws_like_sdk.core.emitters.udp_emitter import UDPEmitter\n"
         "from aws_like_sdk.core.models.segment import Segment\n"
@@ -243,7 +256,7 @@ def test_pending_documents_are_sent_at_interpreter_exit(udp_sink):
 
 _CHILD_PRELUDE = """
 import atexit, multiprocessing, sys
-from aws_like_sdk.core.emitters.udp_emitter import UDPEmitter
+from aws_like_sdk.core.emitters.udp_emitter import POSIX_AIO_ENV, UDPEmitter
 from aws_like_sdk.core.models.segment import Segment
 emitter = UDPEmitter(%r, background=True)
 def send(name):
@@ -277,7 +290,7 @@ atexit.register(at_exit)
 
 
 @pytest.mark.skipif(not hasattr(os, 'fork'), reason='needs fork')
-def test_a_multiprocessing_child_sends_what_it_queued_before_it_exits(udp_sink):
+def test_a_multiprocessing_child_sends_what_it_queued_before_it_exits(udp_sink, transport):
     # multiprocessing ends a child with os._exit(): atexit hooks never run there, threading's do.
     body = """
 def work(number):
@@ -385,7 +398,7 @@ def test_values_the_fast_encoder_refuses_are_written_as_text():
     assert json.loads(segment.serialize())['aws']['region'] == 'eu-west-1'
 
 
-def test_a_full_batch_wakes_the_lingering_sender_and_flush_sends_the_rest(monkeypatch, udp_sink):
+def test_a_full_batch_wakes_the_lingering_sender_and_flush_sends_the_rest(monkeypatch, udp_sink, transport):
     from aws_like_sdk.core.emitters import multisend, udp_emitter
     # Lingers far longer than the test: datagrams can only arrive early if a full batch wakes the sender.
     monkeypatch.setattr(udp_emitter, '_SENDER_LINGER', 60.0)
@@ -406,8 +419,8 @@ def test_a_full_batch_wakes_the_lingering_sender_and_flush_sends_the_rest(monkey
     assert len(udp_sink.wait_for(total)) == total
 
 
-def test_the_full_batch_follows_the_size_of_the_documents(udp_sink):
-    from aws_like_sdk.core.emitters import multisend
+def test_the_full_batch_follows_the_size_of_the_documents(udp_sink, transport):
+    from aws_like_sdk.core.emitters import multisend, posix_aio
     emitter = UDPEmitter(udp_sink.address, background=True)
     segment = Segment('large')
     segment.put_metadata('blob', 'x' * 8000)
@@ -494,15 +507,17 @@ def test_metadata_with_non_string_keys_is_encoded_by_the_fast_path():
     assert doc['aws'] == {'ecs': {'1': 'container-one'}}
 
 
-def test_background_batches_stay_within_the_receive_buffer_bound_and_keep_order(monkeypatch, udp_sink):
+def test_background_batches_stay_within_the_receive_buffer_bound_and_keep_order(monkeypatch, udp_sink, transport):
     footprints = []
-    real_send = multisend.BatchSender.send
+    # Either way a batch leaves: handed to the AIO threads, or sent by the sender thread.
+    owner, method = (posix_aio.AioBatchSender, 'submit') if transport == 'posix_aio' else (multisend.BatchSender, 'send')
+    real_send = getattr(owner, method)
 
     def recording_send(self, payloads):
         footprints.append(sum(multisend.footprints(payloads)))
         return real_send(self, payloads)
 
-    monkeypatch.setattr(multisend.BatchSender, 'send', recording_send)
+    monkeypatch.setattr(owner, method, recording_send)
     emitter = UDPEmitter(udp_sink.address, background=True)
     for number in range(12):
         segment = Segment('big-%02d' % number)
@@ -583,7 +598,7 @@ def slow_link():
 
 
 @pytest.mark.skipif(not multisend.available(), reason='needs sendmmsg')
-def test_batches_wait_for_room_on_a_link_slower_than_the_burst(slow_link):
+def test_batches_wait_for_room_on_a_link_slower_than_the_burst(slow_link, transport):
     namespace, address = slow_link
     receiver = subprocess.Popen(['ip', 'netns', 'exec', namespace, sys.executable, '-c', _RECEIVER_IN_NAMESPACE,
                                  address, '2000'], stdout=subprocess.PIPE, text=True)
@@ -630,7 +645,7 @@ def test_an_idle_sender_ends_and_lets_its_emitter_go_and_the_next_send_starts_an
     assert not second.is_alive() and gone() is None
 
 
-def test_sends_racing_a_sender_that_is_ending_all_arrive(monkeypatch, udp_sink):
+def test_sends_racing_a_sender_that_is_ending_all_arrive(monkeypatch, udp_sink, transport):
     import random
     from aws_like_sdk.core.emitters import udp_emitter
     # The sender ends after every idle wait, so producers keep meeting it on its way out.

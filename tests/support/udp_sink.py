@@ -9,12 +9,12 @@ HEADER = b'{"format":"json","version":1}'
 
 
 class UDPSink:
-    """Binds an ephemeral loopback port and collects datagrams on a background thread."""
+    """Binds a loopback port (ephemeral unless given) and collects datagrams on a background thread."""
 
-    def __init__(self) -> None:
+    def __init__(self, port: int = 0) -> None:
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 16 * 1024 * 1024)
-        self.sock.bind(('127.0.0.1', 0))
+        self.sock.bind(('127.0.0.1', port))
         self.sock.settimeout(0.05)
         self.port = self.sock.getsockname()[1]
         self.address = '127.0.0.1:%d' % self.port
@@ -34,6 +34,12 @@ class UDPSink:
                 return
             with self._lock:
                 self.datagrams.append(data)
+
+    def __enter__(self) -> 'UDPSink':
+        return self
+
+    def __exit__(self, *exc_info: Any) -> None:
+        self.close()
 
     def close(self) -> None:
         self._stop.set()

@@ -2,6 +2,7 @@
 import atexit
 import bisect
 import collections
+import errno
 import itertools
 import logging
 import os
@@ -13,7 +14,7 @@ from typing import Optional, Tuple
 
 from ..daemon_config import DEFAULT_ADDRESS, DaemonConfig
 from ..exceptions.exceptions import InvalidDaemonAddressException
-from . import multisend
+from . import multisend, posix_aio
 from .encoding import PROTOCOL_DELIMITER, PROTOCOL_HEADER, to_datagrams  # noqa: F401 - re-exported
 
 log = logging.getLogger(__name__)
@@ -47,10 +48,15 @@ _SENDER_LINGER_BUSY = 0.050
 # error on every success would log an error (and a recovery) per dropped datagram.
 _FAILURE_LOG_REARM_SECONDS = 60.0
 _EXIT_FLUSH_SECONDS = 2.0
+# How long the sender waits before trying again when glibc still has every AIO slot.
+_AIO_SLOT_WAIT = 0.001
+# The longest the sender waits between looks at the queue while producers hand batches over themselves.
+_AIO_TIMER_MAX = 0.2
 # A daemon host name that does not resolve is looked up again only after this long: every send
 # retrying a lookup that hangs would stall the sender, and then the requests sending inline.
 _RESOLVE_RETRY_SECONDS = 5.0
 BACKGROUND_ENV = 'AWS_LIKE_SDK_BACKGROUND_SEND'
+POSIX_AIO_ENV = 'AWS_LIKE_SDK_POSIX_AIO'
 
 
 def _reset_locks_in_child() -> None:
@@ -61,6 +67,9 @@ def _reset_locks_in_child() -> None:
     for emitter in list(_emitters):
         emitter._lock = threading.Lock()
         emitter._send_lock = threading.Lock()
+        emitter._take_lock = threading.Lock()
+        emitter._aio = None
+        emitter._use_aio = None
         emitter._socket = None
         emitter._batch_sender = None
         emitter._queue.clear()
@@ -98,6 +107,13 @@ def _background_by_default() -> bool:
     return multisend.available()
 
 
+def _posix_aio_by_default() -> bool:
+    """Hand full batches to glibc's AIO threads (see :mod:`.posix_aio`) unless told otherwise."""
+    if os.environ.get(POSIX_AIO_ENV, '').strip().lower() in ('0', 'false', 'no', 'off'):
+        return False
+    return posix_aio.available()
+
+
 def _flush_all_at_exit() -> None:
     deadline = time.monotonic() + _EXIT_FLUSH_SECONDS
     for emitter in list(_emitters):
@@ -105,6 +121,7 @@ def _flush_all_at_exit() -> None:
         # inline: nothing would flush a queue again.
         emitter._background = False
         emitter.flush(max(0.0, deadline - time.monotonic()))
+    posix_aio.keep_unfinished_forever()
 
 
 def _register_exit_flush() -> None:
@@ -140,9 +157,11 @@ class UDPEmitter:
     cannot race the encoder). Where Linux's ``sendmmsg`` is available the datagrams are then handed to
     one background thread that sends whole batches per system call, so a request does not pay for
     waking the daemon; elsewhere, in Lambda, or with ``background=False`` (or the environment variable
-    ``AWS_LIKE_SDK_BACKGROUND_SEND=false``) sending is inline. Waiting datagrams are bounded; when the
-    bound is reached the caller sends itself (backpressure, never loss). The queue is flushed at
-    interpreter exit, and :meth:`flush` waits for it on demand.
+    ``AWS_LIKE_SDK_BACKGROUND_SEND=false``) sending is inline. With glibc, the thread that completes a
+    batch hands it to glibc's AIO threads itself (:mod:`.posix_aio`; ``AWS_LIKE_SDK_POSIX_AIO=false``
+    turns that off), and the background thread only sends what waits longer than a linger. Waiting
+    datagrams are bounded; when the bound is reached the caller sends itself (backpressure, never
+    loss). The queue is flushed at interpreter exit, and :meth:`flush` waits for it on demand.
 
     Args:
         daemon_address: ``host:port`` or ``tcp:host:port udp:host:port``;
@@ -196,6 +215,14 @@ class UDPEmitter:
         # Held while a batch is handed to the kernel: close() waits for it, because the batch call
         # uses the socket's descriptor number, which a closed socket frees for any file to reuse.
         self._send_lock = threading.Lock()
+        # Held by whoever takes from the queue (the sender thread, or a producer handing a full batch
+        # to the AIO threads), so batches leave in queue order; it also guards the AIO sender.
+        self._take_lock = threading.Lock()
+        self._use_aio: Optional[bool] = None  # decided by the sender thread on its first batch
+        self._aio: Optional[posix_aio.AioBatchSender] = None
+        self._aio_refused: set = set()  # targets an AIO socket could not connect to (e.g. broadcast)
+        # When a batch was last handed to the AIO threads (time.monotonic()).
+        self._last_submit = 0.0
         _emitters.add(self)
         self._socket: Optional[socket.socket] = None
         self._socket_pid = 0
@@ -205,7 +232,7 @@ class UDPEmitter:
         self._batch_sender: Optional[multisend.BatchSender] = None
         self._failures_logged: set = set()
         self._failure_logged_at = 0.0
-        self.sent = 0
+        self._sent = 0
         self.dropped = 0
         try:
             config = DaemonConfig(daemon_address)
@@ -215,6 +242,22 @@ class UDPEmitter:
             self._ip, self._port = '127.0.0.1', 2000
             return
         self._ip, self._port = config.udp_ip, config.udp_port
+
+    @property
+    def sent(self) -> int:
+        """Datagrams the kernel has taken (those handed to the AIO threads once glibc reports them
+        written)."""
+        aio = self._aio
+        if aio is not None and aio.in_flight and self._take_lock.acquire(False):
+            try:
+                self._reap(aio)
+            finally:
+                self._take_lock.release()
+        return self._sent
+
+    @sent.setter
+    def sent(self, value: int) -> None:
+        self._sent = value
 
     @property
     def background(self) -> bool:
@@ -231,24 +274,70 @@ class UDPEmitter:
             log.exception('Failed to serialise entity %r; dropped.', getattr(entity, 'name', None))
             self.dropped += 1
             return
-        background = self._background
-        if background is None:
-            background = self.background
-        if not background:
+        queue = self._queue
+        if self._background and len(queue) < self._max_queue:
+            queue.extend(payloads)  # the usual case, in one call
+        elif not self._queue_or_send(payloads):
+            return
+        if self._thread is None:
+            self._start_sender()
+        elif self._aio is not None:
+            if len(queue) >= self._full_batch:
+                self._submit_from_producer()  # a full batch: hand it to the AIO threads from here
+            elif self._sleeping:
+                self._wake_sender()
+        elif self._sleeping or (len(queue) >= self._full_batch and self._wakeup.locked()):
+            # Asleep, or lingering while a full batch waits (still locked: nobody has woken it yet).
+            self._wake_sender()
+
+    def _queue_or_send(self, payloads: list) -> bool:
+        """Queue what the bound allows and send the rest from here; False when sending is inline."""
+        if not self.background:
             for payload in payloads:
                 self._send_data(payload)
-            return
+            return False
         queue = self._queue
         for payload in payloads:
             if len(queue) >= self._max_queue:
                 self._send_data(payload)
             else:
                 queue.append(payload)
-        if self._thread is None:
-            self._start_sender()
-        elif self._sleeping or (len(queue) >= self._full_batch and self._wakeup.locked()):
-            # Asleep, or lingering while a full batch waits (still locked: nobody has woken it yet).
-            self._wake_sender()
+        return True
+
+    def _submit_from_producer(self) -> None:
+        """Hand the next batch to glibc's AIO threads from this (the application's) thread.
+
+        Why not the sender thread: it would take the GIL from this thread twice per batch, which costs
+        a busy request thread more than submitting does (see :mod:`.posix_aio`). Best effort: a thread
+        already taking from the queue sends these too; when glibc still has every slot, the next
+        send (or the sender thread) tries again.
+        """
+        if not self._take_lock.acquire(False):
+            return
+        try:
+            aio = self._aio
+            if aio is not None:
+                self._hand_batch_to(aio)
+        finally:
+            self._take_lock.release()
+
+    def _reap(self, aio: posix_aio.AioBatchSender) -> None:
+        """Count the AIO batches that are done (caller holds _take_lock)."""
+        written, errors = aio.reap()
+        self._count_reaped(written, errors)
+
+    def _count_reaped(self, written: int, errors: list) -> None:
+        if written:
+            self._sent += written
+            if self._failures_logged:
+                self._note_recovery()
+        for error in errors:
+            self._count_failure(OSError(error, os.strerror(error)))
+
+    def _note_batch(self, count: int, footprint: int) -> None:
+        # How many datagrams of the sizes just sent fill a batch (by count or by footprint).
+        fitting = multisend.MAX_BATCH_FOOTPRINT * count // max(footprint, 1)
+        self._full_batch = max(1, min(multisend.MAX_BATCH, fitting))
 
     def _wake_sender(self) -> None:
         try:
@@ -273,11 +362,28 @@ class UDPEmitter:
                     break
                 if time.monotonic() >= deadline:
                     return False
+                aio = self._aio
+                if aio is not None:
+                    # Hand what is queued to the AIO threads from here: no need to wait for the sender.
+                    with self._take_lock:
+                        refused = self._hand_batch_to(aio)
+                    if refused:
+                        time.sleep(_AIO_SLOT_WAIT)
+                    continue
                 self._wake_sender()
                 time.sleep(0.0002)
-            return True
+            return self._wait_for_aio(deadline)
         finally:
             self._flushing.pop()
+
+    def _wait_for_aio(self, deadline: float) -> bool:
+        aio = self._aio
+        if aio is None or not aio.in_flight:
+            return True
+        with self._take_lock:
+            written, errors = aio.wait(max(0.0, deadline - time.monotonic()))
+            self._count_reaped(written, errors)
+            return not aio.in_flight
 
     def _start_sender(self) -> None:
         with self._lock:
@@ -299,11 +405,19 @@ class UDPEmitter:
 
     def _take_batch(self) -> Tuple[list, int]:
         """The next batch (within the count and receive-buffer bounds) and its estimated footprint."""
-        # Only this thread takes from the queue, so at least len(queue) items are there to pop.
+        # Callers hold _take_lock: only one thread takes from the queue, so at least len(queue) items
+        # are there to pop.
         queue = self._queue
-        batch = list(itertools.starmap(queue.popleft, itertools.repeat((), min(len(queue), multisend.MAX_BATCH))))
+        # As many as a batch of the sizes seen last holds (see _note_batch), so the quick check below
+        # usually settles it.
+        count = min(len(queue), self._full_batch)
+        batch = list(itertools.starmap(queue.popleft, itertools.repeat((), count)))
         if not batch:
             return batch, 0
+        # Quick upper bound: every datagram as large as the largest one.
+        bound = multisend.footprints((max(batch, key=len),))[0] * count
+        if bound <= multisend.MAX_BATCH_FOOTPRINT:
+            return batch, bound
         charges = list(itertools.accumulate(multisend.footprints(batch)))
         keep = bisect.bisect_right(charges, multisend.MAX_BATCH_FOOTPRINT) or 1
         if keep < len(batch):
@@ -313,11 +427,23 @@ class UDPEmitter:
         return batch, charges[keep - 1]
 
     def _sender_loop(self) -> None:
+        while True:
+            try:
+                aio = self._aio_sender()
+                if self._aio_timer_loop() if aio is not None else self._batch_loop():
+                    return  # ended idle
+            except Exception:  # noqa: BLE001 - the sender thread must survive anything
+                log.exception('Background sender failed; it carries on.')
+                time.sleep(_SENDER_LINGER)
+
+    def _batch_loop(self) -> bool:
+        """Take batches from the queue and send them with ``sendmmsg``; True once ended idle."""
         queue = self._queue
         idle_waits = 0
         while True:
             self._busy = True
-            batch, footprint = self._take_batch()
+            with self._take_lock:
+                batch, footprint = self._take_batch()
             if not batch:
                 self._busy = False
                 # A whole linger passed without a datagram: sleep until a producer wakes us.
@@ -335,7 +461,7 @@ class UDPEmitter:
                 else:
                     idle_waits += 1
                     if idle_waits >= _SENDER_IDLE_WAITS_BEFORE_EXIT and self._stop_when_idle():
-                        return
+                        return True
                 continue
             idle_waits = 0
             try:
@@ -345,14 +471,118 @@ class UDPEmitter:
                 self.dropped += len(batch)
             finally:
                 self._busy = False
-            # How many datagrams of the sizes just sent fill a batch (by count or by footprint).
-            fitting = multisend.MAX_BATCH_FOOTPRINT * len(batch) // max(footprint, 1)
-            self._full_batch = max(1, min(multisend.MAX_BATCH, fitting))
+            self._note_batch(len(batch), footprint)
             if len(queue) < self._full_batch and not self._flushing:
                 # While traffic lasts the sender paces itself: it waits for a full batch (a producer
                 # then wakes it) or the busy linger, whichever comes first. With a full batch (or
                 # more) already waiting it sends again at once.
                 self._linger(_SENDER_LINGER_BUSY)
+
+    def _aio_timer_loop(self) -> bool:
+        """The sender thread's part while producers hand full batches to the AIO threads themselves.
+
+        It sends what no full batch takes along: what came in the busy linger after a quiet spell
+        (light traffic: the request threads only wake it, which costs them far less than submitting
+        cold), a tail left when traffic stopped, and everything at once when flush() asks. While
+        producers keep the queue moving it looks less and less often, up to _AIO_TIMER_MAX apart,
+        because every look takes the GIL from them.
+        Returns True once ended idle, False when the AIO sender was retired (a new address).
+        """
+        queue = self._queue
+        period = _SENDER_LINGER_BUSY
+        idle_waits = 0
+        woken_at = None  # when a producer woke it from a quiet spell
+        while True:
+            aio = self._aio
+            if aio is None:
+                return False
+            if not queue:
+                woken_at = None
+                # Announce the sleep, then look once more: a producer that appended before seeing the
+                # flag is caught by this check, one that appended after it releases the lock.
+                self._sleeping = True
+                woken = False
+                if not queue:
+                    woken = self._wakeup.acquire(timeout=_SENDER_IDLE_WAIT)
+                self._sleeping = False
+                if woken:
+                    idle_waits, period, woken_at = 0, _SENDER_LINGER_BUSY, time.monotonic()
+                    if not self._flushing:
+                        # Let a batch gather: under load producers hand it over themselves meanwhile.
+                        self._linger(_SENDER_LINGER_BUSY)
+                else:
+                    idle_waits += 1
+                    if idle_waits >= _SENDER_IDLE_WAITS_BEFORE_EXIT and self._stop_when_idle():
+                        return True
+                continue
+            # Send if nothing was handed over since the wake-up (light traffic), or for a long while.
+            quiet = self._last_submit < woken_at if woken_at is not None \
+                else time.monotonic() - self._last_submit >= _SENDER_LINGER_BUSY
+            woken_at = None
+            if quiet or self._flushing or len(queue) >= self._full_batch:
+                self._busy = True
+                with self._take_lock:
+                    refused = self._hand_batch_to(aio)
+                self._busy = False
+                if refused:
+                    time.sleep(_AIO_SLOT_WAIT)  # glibc still has every slot: wait for one
+                    continue
+                period = _SENDER_LINGER_BUSY
+            else:
+                period = min(2 * period, _AIO_TIMER_MAX)  # producers keep the queue moving
+            if queue and not self._flushing and len(queue) < self._full_batch:
+                self._wakeup.acquire(timeout=period)  # flush() wakes it early
+
+    def _hand_batch_to(self, aio: posix_aio.AioBatchSender) -> bool:
+        """Take the next batch and hand it to the AIO threads (caller holds _take_lock); True when
+        refused (every slot still in flight), the batch then back at the front of the queue."""
+        if aio.needs_reaping:  # (otherwise counted later: flush(), reading ``sent``)
+            self._reap(aio)
+        batch, footprint = self._take_batch()
+        if not batch:
+            return False
+        try:
+            if aio.submit(batch):
+                self._last_submit = time.monotonic()
+                self._note_batch(len(batch), footprint)
+                return False
+        except Exception:  # noqa: BLE001 - never into the application; it stays queued
+            log.exception('Could not hand a batch to the AIO threads.')
+        self._queue.extendleft(reversed(batch))
+        return True
+
+    def _aio_sender(self) -> Optional[posix_aio.AioBatchSender]:
+        """The AIO sender for the daemon's address, made on first use; None where batches go out with
+        ``sendmmsg`` instead (no glibc, turned off, an address it cannot connect to)."""
+        aio = self._aio
+        if aio is not None:
+            return aio
+        if self._use_aio is None:
+            self._use_aio = _posix_aio_by_default()
+        if not self._use_aio:
+            return None
+        try:
+            _sock, target = self._socket_and_target()
+        except Exception:  # noqa: BLE001 - counted where the batch is sent
+            return None
+        if target in self._aio_refused:
+            return None
+        try:
+            aio = posix_aio.AioBatchSender(target, multisend.WRITABLE_WAIT_SECONDS)
+        except OSError as exc:
+            log.debug('No AIO socket for %s (%s); sending batches with sendmmsg.', target, exc)
+            self._aio_refused.add(target)
+            return None
+        with self._take_lock:
+            self._aio = aio
+        return aio
+
+    def _retire_aio(self) -> None:
+        """Let the AIO sender finish (bounded) and close it; the next batch makes a new one."""
+        with self._take_lock:
+            aio, self._aio = self._aio, None
+            if aio is not None:
+                self._count_reaped(*aio.close(_EXIT_FLUSH_SECONDS))
 
     def _stop_when_idle(self) -> bool:
         """Let this sender thread end if nothing is queued; False if a datagram came in meanwhile."""
@@ -387,21 +617,22 @@ class UDPEmitter:
                     self._send_data(payload)
                 return
             sent, failures = sender.send(batch)
-        self.sent += sent
+        self._sent += sent
         for _index, error in failures:
             self._count_failure(OSError(error, os.strerror(error)))
         if sent and self._failures_logged:
             self._note_recovery()
 
     def _drain(self) -> None:
-        # Called by flush() when there is no sender thread; several threads may drain at once.
-        popleft = self._queue.popleft
-        while True:
-            try:
-                payload = popleft()
-            except IndexError:
-                return
-            self._send_data(payload)
+        # Called by flush() when there is no sender thread; several threads may drain, one after another.
+        with self._take_lock:
+            popleft = self._queue.popleft
+            while True:
+                try:
+                    payload = popleft()
+                except IndexError:
+                    return
+                self._send_data(payload)
 
     def set_daemon_address(self, address: Optional[str]) -> None:
         """Point the emitter at ``address`` (the environment variable still wins).
@@ -416,6 +647,7 @@ class UDPEmitter:
             self._ip, self._port = config.udp_ip, config.udp_port
             self._target = None
             self._resolve_retry_at = 0.0
+        self._retire_aio()  # its socket is connected to the old address
 
     @property
     def ip(self) -> str:
@@ -432,7 +664,7 @@ class UDPEmitter:
         except Exception as exc:  # noqa: BLE001 - emission never raises into the app
             self._count_failure(exc)
             return
-        self.sent += 1
+        self._sent += 1
         if self._failures_logged:
             self._note_recovery()
 
@@ -447,6 +679,12 @@ class UDPEmitter:
         if cause not in self._failures_logged:
             self._failures_logged.add(cause)
             self._failure_logged_at = time.monotonic()
+            if cause[1] == errno.ECONNREFUSED:
+                # Reported on the connected socket the AIO threads write to: no daemon is listening.
+                log.warning('Nothing listens at the daemon address %s:%s (connection refused); documents '
+                            'are dropped until a daemon does (further refusals are logged at debug level).',
+                            self._ip, self._port)
+                return
             log.error('Failed to send entity to Daemon at %s:%s: %s (further %s failures are logged '
                       'at debug level).', self._ip, self._port, exc, cause[0])
         else:
@@ -475,7 +713,8 @@ class UDPEmitter:
             return self._socket, self._target
 
     def close(self) -> None:
-        """Close the socket (after a batch being sent, if any); the next send opens a new one."""
+        """Close the sockets (after batches being sent, if any); the next send opens new ones."""
+        self._retire_aio()
         with self._send_lock, self._lock:
             if self._socket is not None:
                 self._socket.close()

@@ -1,0 +1,211 @@
+"""Full batches handed to glibc's POSIX AIO threads: real sockets, real glibc, real fork()."""
+import logging
+import os
+import platform
+import socket
+import subprocess
+import sys
+import time
+
+import pytest
+
+from aws_like_sdk.core.emitters import multisend, posix_aio
+from aws_like_sdk.core.emitters.encoding import to_datagrams
+from aws_like_sdk.core.emitters.udp_emitter import POSIX_AIO_ENV, UDPEmitter
+from aws_like_sdk.core.models.segment import Segment
+from tests.support.udp_sink import UDPSink
+
+GLIBC_64 = sys.platform.startswith('linux') and platform.libc_ver()[0] == 'glibc' and sys.maxsize > 2 ** 32
+
+pytestmark = pytest.mark.skipif(not GLIBC_64, reason='POSIX AIO batches are used with 64-bit glibc only')
+
+
+@pytest.fixture(autouse=True)
+def aio_on(monkeypatch):
+    monkeypatch.delenv(POSIX_AIO_ENV, raising=False)
+
+
+def _segment(name: str) -> Segment:
+    segment = Segment(name)
+    segment.close()
+    return segment
+
+
+def _wait(predicate, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, 'timed out'
+        time.sleep(0.005)
+
+
+def test_the_self_test_accepts_this_glibc():
+    assert posix_aio.available()
+
+
+def test_producers_hand_full_batches_over_themselves_and_order_holds(monkeypatch, udp_sink):
+    from aws_like_sdk.core.emitters import udp_emitter
+    # The sender waits far longer than the test, and so would a tail: only producers can send the
+    # full batches.
+    monkeypatch.setattr(udp_emitter, '_SENDER_LINGER_BUSY', 60.0)
+    monkeypatch.setattr(udp_emitter, '_AIO_TIMER_MAX', 60.0)
+    emitter = UDPEmitter(udp_sink.address, background=True)
+    emitter.send_entity(_segment('first'))  # starts the sender, which makes the AIO sender
+    _wait(lambda: emitter._aio is not None)
+    (payload,) = to_datagrams(_segment('n0000').to_dict())
+    full = min(multisend.MAX_BATCH, multisend.MAX_BATCH_FOOTPRINT // multisend.footprints([payload])[0])
+    total = 3 * full + 7
+    for number in range(total):
+        emitter.send_entity(_segment('n%04d' % number))
+    # Full batches arrived without the sender thread; the rest waits for flush().
+    assert len(udp_sink.wait_for(1 + 2 * full, timeout=10)) >= 1 + 2 * full
+    assert emitter.flush(timeout=5)
+    names = [doc['name'] for doc in udp_sink.wait_for(total + 1)]
+    assert names == ['first'] + ['n%04d' % number for number in range(total)]
+    assert emitter.sent == total + 1 and emitter.dropped == 0
+
+
+def test_sent_counts_written_batches_without_a_flush(udp_sink):
+    emitter = UDPEmitter(udp_sink.address, background=True)
+    for number in range(600):
+        emitter.send_entity(_segment('c%d' % number))
+    udp_sink.wait_for(600)
+    _wait(lambda: emitter.sent == 600)
+
+
+def test_a_batch_glibc_refuses_waits_and_is_sent_in_order(monkeypatch, udp_sink):
+    refusals = []
+    real_submit = posix_aio.AioBatchSender.submit
+
+    def refusing_submit(self, payloads):
+        if len(refusals) < 5:
+            refusals.append(len(payloads))
+            return False
+        return real_submit(self, payloads)
+
+    monkeypatch.setattr(posix_aio.AioBatchSender, 'submit', refusing_submit)
+    emitter = UDPEmitter(udp_sink.address, background=True)
+    for number in range(500):
+        emitter.send_entity(_segment('r%03d' % number))
+    assert emitter.flush(timeout=10)
+    assert len(refusals) == 5
+    assert [doc['name'] for doc in udp_sink.wait_for(500)] == ['r%03d' % number for number in range(500)]
+    assert emitter.sent == 500 and emitter.dropped == 0
+
+
+def test_a_daemon_that_is_not_listening_is_one_warning_and_counted_then_sending_recovers(caplog):
+    caplog.set_level(logging.DEBUG, logger='aws_like_sdk')
+    probe = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    probe.bind(('127.0.0.1', 0))
+    port = probe.getsockname()[1]
+    probe.close()  # nothing listens there now: the kernel answers with ICMP refusals
+    emitter = UDPEmitter('127.0.0.1:%d' % port, background=True)
+    for number in range(300):
+        emitter.send_entity(_segment('lost%d' % number))  # never raises into the application
+    assert emitter.flush(timeout=10)
+    dropped = emitter.dropped
+    assert dropped > 0 and emitter.sent + dropped == 300
+    warnings = [r for r in caplog.records if 'Nothing listens at the daemon address' in r.getMessage()]
+    assert len(warnings) == 1 and warnings[0].levelno == logging.WARNING
+    # A daemon starts listening there: nothing more is lost.
+    with UDPSink(port=port) as sink:
+        for number in range(300):
+            emitter.send_entity(_segment('kept%03d' % number))
+        assert emitter.flush(timeout=10)
+        assert [doc['name'] for doc in sink.wait_for(300)] == ['kept%03d' % number for number in range(300)]
+    assert emitter.dropped == dropped
+
+
+def test_a_new_daemon_address_moves_the_batches_to_it():
+    with UDPSink() as first, UDPSink() as second:
+        emitter = UDPEmitter(first.address, background=True)
+        for number in range(300):
+            emitter.send_entity(_segment('a%d' % number))
+        assert emitter.flush(timeout=10)
+        old = emitter._aio
+        assert old is not None
+        emitter.set_daemon_address(second.address)
+        assert old.sock.fileno() == -1  # closed, nothing was in flight
+        for number in range(300):
+            emitter.send_entity(_segment('b%d' % number))
+        assert emitter.flush(timeout=10)
+        assert len(first.wait_for(300)) == 300 and len(second.wait_for(300)) == 300
+        first.settle(quiet=0.1)
+        assert {doc['name'][0] for doc in first.documents()} == {'a'}
+        assert {doc['name'][0] for doc in second.documents()} == {'b'}
+        emitter.close()
+        assert emitter._aio is None
+
+
+def test_one_aio_batch_of_typical_segments_fits_a_receiver_that_is_not_reading():
+    receiver = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    receiver.bind(('127.0.0.1', 0))
+    receiver.setblocking(False)
+    if receiver.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF) < multisend.MAX_BATCH_FOOTPRINT:
+        receiver.close()
+        pytest.skip('this kernel gives sockets less than the default receive buffer')
+    segment = Segment('typical')
+    segment.put_http_meta('url', 'http://example.com/items/42')
+    segment.put_metadata('note', 'y' * 300)
+    segment.close()
+    (payload,) = to_datagrams(segment.to_dict())
+    emitter = UDPEmitter('127.0.0.1:%d' % receiver.getsockname()[1], background=True)
+    try:
+        emitter._queue.extend([payload] * multisend.MAX_BATCH)
+        batch, _ = emitter._take_batch()
+        aio = posix_aio.AioBatchSender(receiver.getsockname(), 0.5)
+        assert aio.submit(batch)
+        written, errors = aio.wait(5)
+        assert written == len(batch) > 100 and errors == []
+        received = 0
+        while True:
+            try:
+                receiver.recv(65536)
+            except BlockingIOError:
+                break
+            received += 1
+        assert received == len(batch)
+        aio.close(1)
+    finally:
+        emitter._queue.clear()
+        receiver.close()
+
+
+_FORKING_PARENT = '''
+import os, sys
+from aws_like_sdk.core.emitters import posix_aio
+from aws_like_sdk.core.emitters.udp_emitter import UDPEmitter
+from aws_like_sdk.core.models.segment import Segment
+emitter = UDPEmitter(sys.argv[1], background=True)
+def send(prefix, count):
+    for number in range(count):
+        segment = Segment('%s%d' % (prefix, number)); segment.close(); emitter.send_entity(segment)
+send('parent', 300)
+assert emitter.flush(5) and emitter._aio is not None
+pid = os.fork()
+if pid == 0:
+    send('child', 300)
+    ok = emitter.flush(5) and emitter._aio is None and not posix_aio.available() and emitter.sent == 600
+    os._exit(0 if ok else 3)
+_, status = os.waitpid(pid, 0)
+sys.exit(os.waitstatus_to_exitcode(status))
+'''
+
+
+@pytest.mark.skipif(not hasattr(os, 'fork'), reason='needs fork')
+def test_a_child_forked_from_a_parent_that_used_aio_sends_everything_with_sendmmsg(udp_sink):
+    # glibc's AIO threads do not survive fork(): requests submitted in the child would never run.
+    result = subprocess.run([sys.executable, '-c', _FORKING_PARENT, udp_sink.address], capture_output=True,
+                            text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    names = [doc['name'] for doc in udp_sink.wait_for(600)]
+    assert sorted(names) == sorted(['parent%d' % n for n in range(300)] + ['child%d' % n for n in range(300)])
+
+
+def test_the_environment_variable_turns_aio_off(monkeypatch, udp_sink):
+    monkeypatch.setenv(POSIX_AIO_ENV, 'false')
+    emitter = UDPEmitter(udp_sink.address, background=True)
+    for number in range(300):
+        emitter.send_entity(_segment('off%d' % number))
+    assert emitter.flush(timeout=5)
+    assert emitter._aio is None and emitter._last_submit == 0.0
+    assert len(udp_sink.wait_for(300)) == 300
