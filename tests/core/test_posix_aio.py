@@ -22,7 +22,8 @@ pytestmark = pytest.mark.skipif(not GLIBC_64, reason='POSIX AIO batches are used
 
 @pytest.fixture(autouse=True)
 def aio_on(monkeypatch):
-    monkeypatch.delenv(POSIX_AIO_ENV, raising=False)
+    # On, whatever the number of CPUs here (by default it needs two: see the policy tests at the end).
+    monkeypatch.setenv(POSIX_AIO_ENV, 'true')
 
 
 def _segment(name: str) -> Segment:
@@ -209,3 +210,35 @@ def test_the_environment_variable_turns_aio_off(monkeypatch, udp_sink):
     assert emitter.flush(timeout=5)
     assert emitter._aio is None and emitter._last_submit == 0.0
     assert len(udp_sink.wait_for(300)) == 300
+
+
+@pytest.mark.parametrize('cpus, setting, used', [(1, None, False), (2, None, True), (1.5, None, False),
+                                                 (1, 'true', True), (4, 'false', False)])
+def test_aio_is_used_by_default_only_where_two_cpus_can_run_the_process(monkeypatch, udp_sink, cpus, setting, used):
+    from aws_like_sdk.core.emitters import udp_emitter
+    # One CPU: AIO's per-datagram system calls would take turns with the requests (the sender thread's
+    # one sendmmsg per batch costs less in all there).
+    monkeypatch.setattr(udp_emitter, 'usable_cpus', lambda: cpus)
+    if setting is None:
+        monkeypatch.delenv(POSIX_AIO_ENV)
+    else:
+        monkeypatch.setenv(POSIX_AIO_ENV, setting)
+    emitter = UDPEmitter(udp_sink.address, background=True)
+    for number in range(200):
+        emitter.send_entity(_segment('p%d' % number))
+    assert emitter.flush(timeout=5)
+    assert (emitter._aio is not None) is used
+    assert len(udp_sink.wait_for(200)) == 200
+
+
+def test_usable_cpus_follows_the_affinity_and_the_cgroup_quota():
+    from aws_like_sdk.core.emitters import udp_emitter
+    assert udp_emitter._quota_v2('max 100000') is None
+    assert udp_emitter._quota_v2('150000 100000') == 1.5
+    if len(os.sched_getaffinity(0)) < 2:
+        pytest.skip('needs two CPUs to pin to one')
+    code = ('import os; os.sched_setaffinity(0, {sorted(os.sched_getaffinity(0))[0]}); '
+            'from aws_like_sdk.core.emitters.udp_emitter import usable_cpus; print(usable_cpus())')
+    out = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert float(out.stdout) == 1
