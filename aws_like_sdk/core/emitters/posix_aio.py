@@ -2,7 +2,7 @@
 
 Why: a Python sender thread needs the GIL twice per batch (to pick the batch up, and when its system
 call returns), and takes it from a busy request thread each time; on a virtual machine every such
-handoff makes the request thread sleep until another CPU wakes it (measured: about 4 µs a request on
+handoff makes the request thread sleep until another CPU wakes it (measured: about 2 µs a request on
 a busy aiohttp event loop). glibc runs AIO requests on its own C threads, which never touch the GIL:
 the request thread that completes a batch submits it in one call and goes on, and the datagrams are
 written from another CPU. Each request is a ``write`` on a connected socket, served in order, one

@@ -579,6 +579,8 @@ class UDPEmitter:
     def _hand_batch_to(self, aio: posix_aio.AioBatchSender) -> bool:
         """Take the next batch and hand it to the AIO threads (caller holds _take_lock); True when
         refused (every slot still in flight), the batch then back at the front of the queue."""
+        if aio is not self._aio:
+            return False  # retired meanwhile (close(), a new address): its descriptor may be reused
         if aio.needs_reaping:  # (otherwise counted later: flush(), reading ``sent``)
             self._reap(aio)
         batch, footprint = self._take_batch()
