@@ -242,3 +242,97 @@ def test_usable_cpus_follows_the_affinity_and_the_cgroup_quota():
     out = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
     assert float(out.stdout) == 1
+
+
+# -- what a review found (each fails without its fix) -------------------------------------------------
+
+def test_an_address_set_while_the_aio_socket_is_being_made_wins(monkeypatch):
+    with UDPSink() as old_sink, UDPSink() as new_sink:
+        emitter = UDPEmitter(old_sink.address, background=True)
+        real_init = posix_aio.AioBatchSender.__init__
+        raced = []
+
+        def init_racing_an_address_change(self, target, send_timeout):
+            real_init(self, target, send_timeout)
+            if not raced:  # the application sets the address while the sender thread makes the socket
+                raced.append(target)
+                emitter.set_daemon_address(new_sink.address)
+
+        monkeypatch.setattr(posix_aio.AioBatchSender, '__init__', init_racing_an_address_change)
+        for number in range(300):
+            emitter.send_entity(_segment('n%d' % number))
+        assert emitter.flush(timeout=10)
+        assert raced and len(new_sink.wait_for(300)) == 300
+        assert emitter._aio.target[1] == new_sink.port
+        old_sink.settle(quiet=0.1)
+        assert old_sink.documents() == []
+
+
+def test_a_batch_is_never_handed_to_a_retired_aio_sender(udp_sink):
+    emitter = UDPEmitter(udp_sink.address, background=True)
+    for number in range(300):
+        emitter.send_entity(_segment('w%d' % number))
+    assert emitter.flush(timeout=5)
+    stale = emitter._aio
+    emitter.close()  # its socket is closed: the descriptor number may belong to a new file now
+    emitter._queue.extend(to_datagrams(_segment('late').to_dict()))
+    with emitter._take_lock:
+        assert emitter._hand_batch_to(stale) is False
+    assert stale.in_flight == 0 and len(emitter._queue) == 1
+    emitter._queue.clear()
+
+
+def test_a_socket_closed_with_batches_in_flight_stays_open_until_they_are_done(monkeypatch, udp_sink):
+    # glibc still writes to the descriptor: closing it would let the application's next file take the
+    # number and receive the datagrams. Batches that outlive close()'s wait are held back here.
+    emitter = UDPEmitter(udp_sink.address, background=True)
+    for number in range(300):
+        emitter.send_entity(_segment('f%d' % number))
+    assert emitter.flush(timeout=5)
+    aio = emitter._aio
+    batch = to_datagrams(_segment('in-flight').to_dict()) * 3
+    with emitter._take_lock:
+        assert aio.submit(batch)
+    monkeypatch.setattr(posix_aio._Slot, 'done', lambda slot: False)  # as on a link that does not drain
+    fd = aio.sock.fileno()
+    emitter.close()
+    assert emitter._aio is None and aio.sock.fileno() == fd  # left open
+    assert posix_aio._abandoned
+    del aio
+    import gc
+    gc.collect()
+    assert os.path.exists('/proc/self/fd/%d' % fd)  # and freeing its sender does not close it
+    monkeypatch.undo()
+    abandoned = list(posix_aio._abandoned)
+    posix_aio._sweep_abandoned()
+    assert not posix_aio._abandoned and all(slot.sock is None for slot in abandoned)
+
+
+def test_glibc_refusing_every_request_falls_back_to_sendmmsg_and_loses_nothing(monkeypatch, udp_sink, caplog):
+    caplog.set_level(logging.WARNING, logger='aws_like_sdk')
+    emitter = UDPEmitter(udp_sink.address, background=True)
+    for number in range(50):
+        emitter.send_entity(_segment('a%d' % number))
+    assert emitter.flush(timeout=5) and emitter._aio is not None
+    monkeypatch.setattr(posix_aio, '_lio_listio', lambda *args: -1)  # as when glibc cannot allocate
+    for number in range(500):
+        emitter.send_entity(_segment('b%03d' % number))
+    assert emitter.flush(timeout=10)
+    names = [doc['name'] for doc in udp_sink.wait_for(550)]
+    assert names[50:] == ['b%03d' % number for number in range(500)]
+    assert emitter._aio is None and emitter._use_aio is False and emitter.dropped == 0
+    assert len([r for r in caplog.records if 'glibc refused' in r.getMessage()]) == 1
+
+
+def test_close_lets_the_aio_socket_go_until_there_is_something_to_send(udp_sink):
+    emitter = UDPEmitter(udp_sink.address, background=True)
+    for number in range(200):
+        emitter.send_entity(_segment('c%d' % number))
+    assert emitter.flush(timeout=5)
+    emitter.close()
+    time.sleep(0.3)
+    assert emitter._aio is None  # not reopened by the sender thread on its own
+    for number in range(200):
+        emitter.send_entity(_segment('d%d' % number))
+    assert emitter.flush(timeout=5) and emitter._aio is not None
+    assert len(udp_sink.wait_for(400)) == 400

@@ -56,6 +56,12 @@ _used = False  # a request was submitted in this process (a forked child must no
 # in use by a C thread, so they stay referenced here until then (and for good at exit, see
 # keep_unfinished_forever).
 _submitted: Set['_Slot'] = set()
+# Slots of senders that are gone (closed with batches in flight, or garbage-collected): swept once done.
+_abandoned: List['_Slot'] = []
+
+
+class AioRefused(OSError):
+    """glibc took none of a batch's requests (it could not allocate them, say)."""
 
 
 def _after_fork_in_child() -> None:
@@ -164,10 +170,15 @@ class _Slot:
         self.pointers = (ctypes.c_void_p * MAX_BATCH)(*range(base, base + _AIOCB_SIZE * MAX_BATCH, _AIOCB_SIZE))
         self.count = 0
         self.blob: Any = b''  # what the requests point into (the payloads, or one joined copy)
+        # The socket whose descriptor the requests write to: referenced while they may run, so that
+        # freeing its sender cannot close it (and let a new file take its number) under them.
+        self.sock: Any = None
 
-    def submit(self, payloads: List[bytes]) -> bool:
-        """Hand ``payloads`` (at most MAX_BATCH) to glibc; False if it took none of them."""
+    def submit(self, payloads: List[bytes], sock: Any = None) -> bool:
+        """Hand ``payloads`` (at most MAX_BATCH) to glibc, writing to ``sock``; False if it took none."""
         global _used
+        if _abandoned:
+            _sweep_abandoned()
         count = len(payloads)
         end = _WORDS * count
         if _BYTES_DATA_OFFSET and set(map(type, payloads)) == _ONLY_BYTES:
@@ -181,7 +192,7 @@ class _Slot:
         self.words[_BUF // 8:end:_WORDS] = starts
         self.words[_NBYTES // 8:end:_WORDS] = array.array('Q', map(len, payloads))
         self.ints[_ERROR_CODE // 4:_INTS * count:_INTS] = array.array('i', [_NOT_QUEUED]) * count
-        self.count, self.blob = count, kept
+        self.count, self.blob, self.sock = count, kept, sock
         _used = True
         _submitted.add(self)
         if _lio_listio(_LIO_NOWAIT, ctypes.addressof(self.pointers), count, None) == 0:
@@ -189,7 +200,7 @@ class _Slot:
         # Some or all were refused (EAGAIN: glibc could not allocate); what it took still runs.
         if self.errors().count(_NOT_QUEUED) == count:
             _submitted.discard(self)
-            self.count, self.blob = 0, b''
+            self.count, self.blob, self.sock = 0, b'', None
             return False
         return True
 
@@ -212,9 +223,16 @@ class _Slot:
         codes = self.errors()
         errors = [] if codes.count(0) == len(codes) else [error for error in codes if error]
         written = self.count - len(errors)
-        self.count, self.blob = 0, b''
+        self.count, self.blob, self.sock = 0, b'', None
         _submitted.discard(self)
         return written, [error if error != _NOT_QUEUED else 11 for error in errors]  # 11: EAGAIN
+
+
+def _sweep_abandoned() -> None:
+    """Let go of the abandoned slots glibc is done with (their payloads and socket with them)."""
+    for slot in [slot for slot in _abandoned if slot.done()]:
+        _abandoned.remove(slot)
+        slot.reap()
 
 
 class AioBatchSender:
@@ -253,7 +271,11 @@ class AioBatchSender:
         return len(self._in_flight)
 
     def submit(self, payloads: List[bytes]) -> bool:
-        """Hand a batch to glibc; False (nothing taken) when every slot is still in flight."""
+        """Hand a batch to glibc; False (nothing taken) when every slot is still in flight.
+
+        Raises:
+            AioRefused: glibc took none of the requests although a slot was free.
+        """
         try:
             slot = self._free.popleft()
         except IndexError:
@@ -268,9 +290,9 @@ class AioBatchSender:
             # Clearing goes on while it finds one: the last write before a daemon came back may
             # have been refused without a write after it to show it.
             self.refused = bool(self.sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR))
-        if not slot.submit(payloads):
+        if not slot.submit(payloads, self.sock):
             self._free.appendleft(slot)
-            return False
+            raise AioRefused(ctypes.get_errno(), 'lio_listio took none of %d requests' % len(payloads))
         self._in_flight.append(slot)
         return True
 
@@ -302,13 +324,27 @@ class AioBatchSender:
     def close(self, timeout: float) -> Tuple[int, List[int]]:
         """Close the socket once nothing is in flight; returns what :meth:`wait` does.
 
-        A batch still in flight after ``timeout`` keeps the socket open for good: closing it would let
-        a new file take its number and receive the batch.
+        Batches still in flight after ``timeout`` keep the socket open until glibc is done with them:
+        closing it under them would let a new file take its number and receive their datagrams.
         """
         reaped = self.wait(timeout)
         if self._in_flight:
-            log.warning('%d batches still being sent after %.1f s; their socket is left open.',
+            log.warning('%d batches still being sent after %.1f s; their socket closes once they are.',
                         len(self._in_flight), timeout)
+            self._abandon()
         else:
             self.sock.close()
         return reaped
+
+    def _abandon(self) -> None:
+        # The slots keep the socket open until glibc is done with them; a later submit sweeps them.
+        _abandoned.extend(self._in_flight)
+        self._in_flight.clear()
+
+    def __del__(self) -> None:
+        # An emitter dropped with batches in flight: they still run, and are swept once done.
+        try:
+            if self._in_flight:
+                self._abandon()
+        except Exception:  # noqa: BLE001 - e.g. at interpreter teardown; the slots stay in _submitted
+            pass

@@ -52,6 +52,10 @@ _EXIT_FLUSH_SECONDS = 2.0
 _AIO_SLOT_WAIT = 0.001
 # The longest the sender waits between looks at the queue while producers hand batches over themselves.
 _AIO_TIMER_MAX = 0.2
+# How long glibc's AIO thread waits for room in a full send buffer, per datagram (the sender thread's
+# sendmmsg waits WRITABLE_WAIT_SECONDS per batch): long enough for a real link to drain a datagram,
+# short enough that a batch on a dead link does not stay in flight for minutes.
+_AIO_WRITE_WAIT = 0.05
 # A daemon host name that does not resolve is looked up again only after this long: every send
 # retrying a lookup that hangs would stall the sender, and then the requests sending inline.
 _RESOLVE_RETRY_SECONDS = 5.0
@@ -264,6 +268,9 @@ class UDPEmitter:
         self._use_aio: Optional[bool] = None  # decided by the sender thread on its first batch
         self._aio: Optional[posix_aio.AioBatchSender] = None
         self._aio_refused: set = set()  # targets an AIO socket could not connect to (e.g. broadcast)
+        # Counts daemon address changes, so an AIO sender made for an address replaced meanwhile is
+        # never installed.
+        self._address_generation = 0
         # When a batch was last handed to the AIO threads (time.monotonic()).
         self._last_submit = 0.0
         _emitters.add(self)
@@ -420,10 +427,13 @@ class UDPEmitter:
             self._flushing.pop()
 
     def _wait_for_aio(self, deadline: float) -> bool:
-        aio = self._aio
-        if aio is None or not aio.in_flight:
+        if self._aio is None:
             return True
+        # Under the lock: a producer that took a batch from the queue has handed it over by then.
         with self._take_lock:
+            aio = self._aio
+            if aio is None or not aio.in_flight:
+                return True
             written, errors = aio.wait(max(0.0, deadline - time.monotonic()))
             self._count_reaped(written, errors)
             return not aio.in_flight
@@ -536,9 +546,6 @@ class UDPEmitter:
         idle_waits = 0
         woken_at = None  # when a producer woke it from a quiet spell
         while True:
-            aio = self._aio
-            if aio is None:
-                return False
             if not queue:
                 woken_at = None
                 # Announce the sleep, then look once more: a producer that appended before seeing the
@@ -558,6 +565,9 @@ class UDPEmitter:
                     if idle_waits >= _SENDER_IDLE_WAITS_BEFORE_EXIT and self._stop_when_idle():
                         return True
                 continue
+            aio = self._aio
+            if aio is None:
+                return False  # retired (close(), a new address, glibc refusing): decide again
             # Send if nothing was handed over since the wake-up (light traffic), or for a long while.
             quiet = self._last_submit < woken_at if woken_at is not None \
                 else time.monotonic() - self._last_submit >= _SENDER_LINGER_BUSY
@@ -591,6 +601,13 @@ class UDPEmitter:
                 self._last_submit = time.monotonic()
                 self._note_batch(len(batch), footprint)
                 return False
+        except posix_aio.AioRefused as exc:
+            # Not a busy moment (a slot was free): glibc cannot take requests. The sender thread sends
+            # with sendmmsg from now on.
+            log.warning('glibc refused a batch of AIO writes (%s); sending batches with sendmmsg instead.', exc)
+            self._use_aio, self._aio = False, None
+            self._count_reaped(*aio.close(0.0))
+            self._wake_sender()
         except Exception:  # noqa: BLE001 - never into the application; it stays queued
             log.exception('Could not hand a batch to the AIO threads.')
         self._queue.extendleft(reversed(batch))
@@ -606,6 +623,7 @@ class UDPEmitter:
             self._use_aio = _posix_aio_by_default()
         if not self._use_aio:
             return None
+        generation = self._address_generation
         try:
             _sock, target = self._socket_and_target()
         except Exception:  # noqa: BLE001 - counted where the batch is sent
@@ -613,14 +631,17 @@ class UDPEmitter:
         if target in self._aio_refused:
             return None
         try:
-            aio = posix_aio.AioBatchSender(target, multisend.WRITABLE_WAIT_SECONDS)
+            aio = posix_aio.AioBatchSender(target, _AIO_WRITE_WAIT)
         except OSError as exc:
             log.debug('No AIO socket for %s (%s); sending batches with sendmmsg.', target, exc)
             self._aio_refused.add(target)
             return None
         with self._take_lock:
-            self._aio = aio
-        return aio
+            if generation == self._address_generation and self._use_aio:
+                self._aio = aio
+                return aio
+        aio.close(0.0)  # made for an address replaced meanwhile: make one for the new address
+        return self._aio_sender()
 
     def _retire_aio(self) -> None:
         """Let the AIO sender finish (bounded) and close it; the next batch makes a new one."""
@@ -692,6 +713,7 @@ class UDPEmitter:
             self._ip, self._port = config.udp_ip, config.udp_port
             self._target = None
             self._resolve_retry_at = 0.0
+            self._address_generation += 1
         self._retire_aio()  # its socket is connected to the old address
 
     @property
