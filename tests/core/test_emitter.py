@@ -460,8 +460,10 @@ def test_the_footprint_estimate_is_never_below_what_the_kernel_charges(size):
     assert estimate <= 2 * _receive_charge_of(size)  # and not so far above that batches shrink for nothing
 
 
-@pytest.mark.skipif(not multisend.available(), reason='needs sendmmsg')
-def test_one_batch_of_typical_segments_fits_a_receiver_that_is_not_reading():
+@pytest.mark.parametrize('batch_transport', ['sendmmsg', 'posix_aio'])
+def test_one_batch_of_typical_segments_fits_a_receiver_that_is_not_reading(batch_transport):
+    if not (multisend if batch_transport == 'sendmmsg' else posix_aio).available():
+        pytest.skip('%s is not available here' % batch_transport)
     receiver = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     receiver.bind(('127.0.0.1', 0))
     receiver.setblocking(False)
@@ -476,10 +478,18 @@ def test_one_batch_of_typical_segments_fits_a_receiver_that_is_not_reading():
     (payload,) = to_datagrams(segment.to_dict())
     assert 400 < len(payload) < 640  # a typical request segment
     try:
-        # Fill the queue as a busy server would, then send one batch the way the sender thread does.
+        # Fill the queue as a busy server would, then send one batch the way the emitter does.
         emitter._queue.extend([payload] * multisend.MAX_BATCH)
         batch, _ = emitter._take_batch()
-        emitter._send_batch(batch)
+        if batch_transport == 'posix_aio':
+            aio = posix_aio.AioBatchSender(receiver.getsockname(), 0.5)
+            assert aio.submit(batch)
+            written, errors = aio.wait(5)
+            aio.close(1)
+            emitter.sent += written
+            assert errors == []
+        else:
+            emitter._send_batch(batch)
         received = 0
         while True:
             try:

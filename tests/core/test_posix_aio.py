@@ -137,40 +137,6 @@ def test_a_new_daemon_address_moves_the_batches_to_it():
         assert emitter._aio is None
 
 
-def test_one_aio_batch_of_typical_segments_fits_a_receiver_that_is_not_reading():
-    receiver = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    receiver.bind(('127.0.0.1', 0))
-    receiver.setblocking(False)
-    if receiver.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF) < multisend.MAX_BATCH_FOOTPRINT:
-        receiver.close()
-        pytest.skip('this kernel gives sockets less than the default receive buffer')
-    segment = Segment('typical')
-    segment.put_http_meta('url', 'http://example.com/items/42')
-    segment.put_metadata('note', 'y' * 300)
-    segment.close()
-    (payload,) = to_datagrams(segment.to_dict())
-    emitter = UDPEmitter('127.0.0.1:%d' % receiver.getsockname()[1], background=True)
-    try:
-        emitter._queue.extend([payload] * multisend.MAX_BATCH)
-        batch, _ = emitter._take_batch()
-        aio = posix_aio.AioBatchSender(receiver.getsockname(), 0.5)
-        assert aio.submit(batch)
-        written, errors = aio.wait(5)
-        assert written == len(batch) > 100 and errors == []
-        received = 0
-        while True:
-            try:
-                receiver.recv(65536)
-            except BlockingIOError:
-                break
-            received += 1
-        assert received == len(batch)
-        aio.close(1)
-    finally:
-        emitter._queue.clear()
-        receiver.close()
-
-
 _FORKING_PARENT = '''
 import os, sys
 from aws_like_sdk.core.emitters import posix_aio

@@ -500,14 +500,7 @@ class UDPEmitter:
             if not batch:
                 self._busy = False
                 # A whole linger passed without a datagram: sleep until a producer wakes us.
-                # Announce the sleep, then look once more: a producer that appended before seeing
-                # the flag is caught by this check, one that appended after it releases the lock.
-                self._sleeping = True
-                woken = False
-                if not queue:
-                    woken = self._wakeup.acquire(timeout=_SENDER_IDLE_WAIT)
-                self._sleeping = False
-                if woken:
+                if self._sleep_until_woken():
                     idle_waits = 0
                     if not self._flushing:
                         self._linger()
@@ -548,14 +541,7 @@ class UDPEmitter:
         while True:
             if not queue:
                 woken_at = None
-                # Announce the sleep, then look once more: a producer that appended before seeing the
-                # flag is caught by this check, one that appended after it releases the lock.
-                self._sleeping = True
-                woken = False
-                if not queue:
-                    woken = self._wakeup.acquire(timeout=_SENDER_IDLE_WAIT)
-                self._sleeping = False
-                if woken:
+                if self._sleep_until_woken():
                     idle_waits, period, woken_at = 0, _SENDER_LINGER_BUSY, time.monotonic()
                     if not self._flushing:
                         # Let a batch gather: under load producers hand it over themselves meanwhile.
@@ -585,6 +571,17 @@ class UDPEmitter:
                 period = min(2 * period, _AIO_TIMER_MAX)  # producers keep the queue moving
             if queue and not self._flushing and len(queue) < self._full_batch:
                 self._wakeup.acquire(timeout=period)  # flush() wakes it early
+
+    def _sleep_until_woken(self) -> bool:
+        """Sleep until a producer wakes this thread (True) or an idle wait passes (False)."""
+        # Announce the sleep, then look once more: a producer that appended before seeing the flag is
+        # caught by this check, one that appended after it releases the lock.
+        self._sleeping = True
+        woken = False
+        if not self._queue:
+            woken = self._wakeup.acquire(timeout=_SENDER_IDLE_WAIT)
+        self._sleeping = False
+        return woken
 
     def _hand_batch_to(self, aio: posix_aio.AioBatchSender) -> bool:
         """Take the next batch and hand it to the AIO threads (caller holds _take_lock); True when
