@@ -373,16 +373,15 @@ class UDPEmitter:
 
     def _reap(self, aio: posix_aio.AioBatchSender) -> None:
         """Count the AIO batches that are done (caller holds _take_lock)."""
-        written, errors = aio.reap()
-        self._count_reaped(written, errors)
+        self._count_sent(*aio.reap())
 
-    def _count_reaped(self, written: int, errors: list) -> None:
-        if written:
-            self._sent += written
-            if self._failures_logged:
-                self._note_recovery()
+    def _count_sent(self, sent: int, errors: list) -> None:
+        """Count what a batch call (or glibc) reports: datagrams sent, and the errno of each other."""
+        self._sent += sent
         for error in errors:
             self._count_failure(OSError(error, os.strerror(error)))
+        if sent and self._failures_logged:
+            self._note_recovery()
 
     def _note_batch(self, count: int, footprint: int) -> None:
         # How many datagrams of the sizes just sent fill a batch (by count or by footprint).
@@ -435,7 +434,7 @@ class UDPEmitter:
             if aio is None or not aio.in_flight:
                 return True
             written, errors = aio.wait(max(0.0, deadline - time.monotonic()))
-            self._count_reaped(written, errors)
+            self._count_sent(written, errors)
             return not aio.in_flight
 
     def _start_sender(self) -> None:
@@ -603,7 +602,7 @@ class UDPEmitter:
             # with sendmmsg from now on.
             log.warning('glibc refused a batch of AIO writes (%s); sending batches with sendmmsg instead.', exc)
             self._use_aio, self._aio = False, None
-            self._count_reaped(*aio.close(0.0))
+            self._count_sent(*aio.close(0.0))
             self._wake_sender()
         except Exception:  # noqa: BLE001 - never into the application; it stays queued
             log.exception('Could not hand a batch to the AIO threads.')
@@ -645,7 +644,7 @@ class UDPEmitter:
         with self._take_lock:
             aio, self._aio = self._aio, None
             if aio is not None:
-                self._count_reaped(*aio.close(_EXIT_FLUSH_SECONDS))
+                self._count_sent(*aio.close(_EXIT_FLUSH_SECONDS))
 
     def _stop_when_idle(self) -> bool:
         """Let this sender thread end if nothing is queued; False if a datagram came in meanwhile."""
@@ -680,11 +679,7 @@ class UDPEmitter:
                     self._send_data(payload)
                 return
             sent, failures = sender.send(batch)
-        self._sent += sent
-        for _index, error in failures:
-            self._count_failure(OSError(error, os.strerror(error)))
-        if sent and self._failures_logged:
-            self._note_recovery()
+        self._count_sent(sent, [error for _index, error in failures])
 
     def _drain(self) -> None:
         # Called by flush() when there is no sender thread; several threads may drain, one after another.
