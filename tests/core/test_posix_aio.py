@@ -242,8 +242,8 @@ def test_a_batch_is_never_handed_to_a_retired_aio_sender(udp_sink):
     stale = emitter._aio
     emitter.close()  # its socket is closed: the descriptor number may belong to a new file now
     emitter._queue.extend(to_datagrams(_segment('late').to_dict()))
-    with emitter._take_lock:
-        assert emitter._hand_batch_to(stale) is False
+    with emitter._take_lock:  # what flush() or the sender thread does next, having seen it before close()
+        assert emitter._hand_over_batch() is False
     assert stale.in_flight == 0 and len(emitter._queue) == 1
     emitter._queue.clear()
 

@@ -365,9 +365,7 @@ class UDPEmitter:
         if not self._take_lock.acquire(False):
             return
         try:
-            aio = self._aio
-            if aio is not None:
-                self._hand_batch_to(aio)
+            self._hand_over_batch()
         finally:
             self._take_lock.release()
 
@@ -411,11 +409,10 @@ class UDPEmitter:
                     break
                 if time.monotonic() >= deadline:
                     return False
-                aio = self._aio
-                if aio is not None:
+                if self._aio is not None:
                     # Hand what is queued to the AIO threads from here: no need to wait for the sender.
                     with self._take_lock:
-                        refused = self._hand_batch_to(aio)
+                        refused = self._hand_over_batch()
                     if refused:
                         time.sleep(_AIO_SLOT_WAIT)
                     continue
@@ -550,8 +547,7 @@ class UDPEmitter:
                     if idle_waits >= _SENDER_IDLE_WAITS_BEFORE_EXIT and self._stop_when_idle():
                         return True
                 continue
-            aio = self._aio
-            if aio is None:
+            if self._aio is None:
                 return False  # retired (close(), a new address, glibc refusing): decide again
             # Send if nothing was handed over since the wake-up (light traffic), or for a long while.
             quiet = self._last_submit < woken_at if woken_at is not None \
@@ -560,7 +556,7 @@ class UDPEmitter:
             if quiet or self._flushing or len(queue) >= self._full_batch:
                 self._busy = True
                 with self._take_lock:
-                    refused = self._hand_batch_to(aio)
+                    refused = self._hand_over_batch()
                 self._busy = False
                 if refused:
                     time.sleep(_AIO_SLOT_WAIT)  # glibc still has every slot: wait for one
@@ -582,11 +578,14 @@ class UDPEmitter:
         self._sleeping = False
         return woken
 
-    def _hand_batch_to(self, aio: posix_aio.AioBatchSender) -> bool:
+    def _hand_over_batch(self) -> bool:
         """Take the next batch and hand it to the AIO threads (caller holds _take_lock); True when
         refused (every slot still in flight), the batch then back at the front of the queue."""
-        if aio is not self._aio:
-            return False  # retired meanwhile (close(), a new address): its descriptor may be reused
+        # Read under the lock: a sender retired meanwhile (close(), a new address) is gone from here,
+        # and its descriptor may already belong to another file.
+        aio = self._aio
+        if aio is None:
+            return False
         if aio.needs_reaping:  # (otherwise counted later: flush(), reading ``sent``)
             self._reap(aio)
         batch, footprint = self._take_batch()
@@ -601,8 +600,8 @@ class UDPEmitter:
             # Not a busy moment (a slot was free): glibc cannot take requests. The sender thread sends
             # with sendmmsg from now on.
             log.warning('glibc refused a batch of AIO writes (%s); sending batches with sendmmsg instead.', exc)
-            self._use_aio, self._aio = False, None
-            self._count_sent(*aio.close(0.0))
+            self._use_aio = False
+            self._drop_aio(0.0)
             self._wake_sender()
         except Exception:  # noqa: BLE001 - never into the application; it stays queued
             log.exception('Could not hand a batch to the AIO threads.')
@@ -642,9 +641,13 @@ class UDPEmitter:
     def _retire_aio(self) -> None:
         """Let the AIO sender finish (bounded) and close it; the next batch makes a new one."""
         with self._take_lock:
-            aio, self._aio = self._aio, None
-            if aio is not None:
-                self._count_sent(*aio.close(_EXIT_FLUSH_SECONDS))
+            self._drop_aio(_EXIT_FLUSH_SECONDS)
+
+    def _drop_aio(self, timeout: float) -> None:
+        """Take the AIO sender out of use, close it and count what it finished (caller holds _take_lock)."""
+        aio, self._aio = self._aio, None
+        if aio is not None:
+            self._count_sent(*aio.close(timeout))
 
     def _stop_when_idle(self) -> bool:
         """Let this sender thread end if nothing is queued; False if a datagram came in meanwhile."""
