@@ -13,6 +13,7 @@ from aws_like_sdk.core.emitters import multisend, posix_aio
 from aws_like_sdk.core.emitters.encoding import to_datagrams
 from aws_like_sdk.core.emitters.udp_emitter import POSIX_AIO_ENV, UDPEmitter
 from aws_like_sdk.core.models.segment import Segment
+from tests.reliability.conftest import wait_until
 from tests.support.udp_sink import UDPSink
 
 GLIBC_64 = sys.platform.startswith('linux') and platform.libc_ver()[0] == 'glibc' and sys.maxsize > 2 ** 32
@@ -32,13 +33,6 @@ def _segment(name: str) -> Segment:
     return segment
 
 
-def _wait(predicate, timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, 'timed out'
-        time.sleep(0.005)
-
-
 def test_the_self_test_accepts_this_glibc():
     assert posix_aio.available()
 
@@ -51,7 +45,7 @@ def test_producers_hand_full_batches_over_themselves_and_order_holds(monkeypatch
     monkeypatch.setattr(udp_emitter, '_AIO_TIMER_MAX', 60.0)
     emitter = UDPEmitter(udp_sink.address, background=True)
     emitter.send_entity(_segment('first'))  # starts the sender, which makes the AIO sender
-    _wait(lambda: emitter._aio is not None)
+    wait_until(lambda: emitter._aio is not None)
     (payload,) = to_datagrams(_segment('n0000').to_dict())
     full = min(multisend.MAX_BATCH, multisend.MAX_BATCH_FOOTPRINT // multisend.footprints([payload])[0])
     total = 3 * full + 7
@@ -70,7 +64,7 @@ def test_sent_counts_written_batches_without_a_flush(udp_sink):
     for number in range(600):
         emitter.send_entity(_segment('c%d' % number))
     udp_sink.wait_for(600)
-    _wait(lambda: emitter.sent == 600)
+    wait_until(lambda: emitter.sent == 600)
 
 
 def test_a_batch_glibc_refuses_waits_and_is_sent_in_order(monkeypatch, udp_sink):
