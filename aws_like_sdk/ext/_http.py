@@ -113,7 +113,7 @@ class RequestTrace:
                  '_deferred_route')
 
     def __init__(self, recorder: Any, entity: Any, trace_header: TraceHeader, is_subsegment: bool,
-                 annotate_urls: bool, header: Optional[str] = None) -> None:
+                 annotate_urls: bool, header: Optional[str] = None, deferred_route: Optional[str] = None) -> None:
         self.recorder = recorder
         self.entity = entity
         self.trace_header = trace_header
@@ -122,7 +122,7 @@ class RequestTrace:
         self._finished = False
         self.header = header
         # The route of a deferred segment (see begin_request_for).
-        self._deferred_route: Optional[str] = None
+        self._deferred_route = deferred_route
 
     @property
     def segment(self) -> Any:
@@ -349,10 +349,11 @@ def begin_request_for(recorder: Any, method: str, url: str, host: Optional[str] 
                     {'request': _request_fields(method, url, user_agent, client_ip, x_forwarded_for)},
                     {ROUTE_ANNOTATION: route} if route else None, trace_header)
                 if pending is not None:
-                    trace = RequestTrace(recorder, pending, trace_header, False, False,
-                                         _response_header(trace_header, pending))
-                    trace._deferred_route = route
-                    return trace
+                    # The response header as prepare_response_header writes it when the caller did not
+                    # ask for the decision (Sampled=?), without the call.
+                    return RequestTrace(recorder, pending, trace_header, False, False,
+                                        'Root=' + pending.trace_id if trace_header.sampled != '?'
+                                        else _response_header(trace_header, pending), route)
             # Positional: keyword arguments cost more than the call itself here.
             entity = recorder.begin_segment(name, trace_header.root, trace_header.parent, decision)
         if entity is None:

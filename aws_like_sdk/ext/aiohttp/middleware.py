@@ -59,7 +59,40 @@ async def middleware(request: web.Request, handler: Handler) -> web.StreamRespon
     if is_suppressed() or not global_sdk_config.sdk_enabled():
         return await handler(request)
     try:
-        trace = _begin(request)
+        # The request's fields, read here and handed to the helper as arguments (one call fewer per
+        # request than a function of their own).
+        headers = request.headers
+        # request.host falls back to a name lookup of this machine on some aiohttp versions; a request
+        # without a Host header is named after the service instead and its URL uses the local socket.
+        host = request.host if hdrs.HOST in headers else None
+        authority = host or _local_authority(request)
+        raw_path = request.rel_url.raw_path
+        get = headers.get
+        # The route's canonical template, looked up once per route (see _canonical_of).
+        route = getattr(request.match_info, 'route', None)
+        canonical = _canonical_of.get(route, _MISSING)
+        if canonical is _MISSING:
+            canonical = _remember_canonical(route)
+        # Positional (cheaper than keywords, once per request), in begin_request_for's order: method,
+        # url, host, path, trace header, user agent, client ip, X-Forwarded-For, route.
+        trace = begin_request_for(
+            xray_recorder,
+            request.method,
+            '%s://%s%s' % (request.scheme, authority, raw_path) if authority else raw_path,
+            host,
+            # Decoding only ever changes %-escapes: without one the decoded path is the raw path.
+            raw_path if '%' not in raw_path else request.path,
+            get(_XRAY_HEADER),
+            get(hdrs.USER_AGENT),
+            # The real peer (or what a trusted proxy middleware set through request.clone(remote=...)),
+            # never a client-supplied header.
+            request.remote,
+            get(hdrs.X_FORWARDED_FOR),
+            canonical,
+            None,  # name: the service's, or dynamic naming's
+            False,  # urls_as_annotation
+            True,  # defer: the Segment object is built only if the handler asks for it
+        )
     except Exception:  # noqa: BLE001 - an odd request must not fail the application
         log_once('aiohttp.middleware.request', 'Could not read the aiohttp request; it proceeds untraced.')
         return await handler(request)
@@ -73,42 +106,6 @@ async def middleware(request: web.Request, handler: Handler) -> web.StreamRespon
         raise
     _finish_with_response(trace, response)
     return response
-
-
-def _begin(request: web.Request) -> RequestTrace:
-    """Read the request's fields and open its segment (the fields go to the helper as arguments)."""
-    headers = request.headers
-    # request.host falls back to a name lookup of this machine on some aiohttp versions; a request
-    # without a Host header is named after the service instead and its URL uses the local socket.
-    host = request.host if hdrs.HOST in headers else None
-    authority = host or _local_authority(request)
-    raw_path = request.rel_url.raw_path
-    get = headers.get
-    # The route's canonical template, looked up once per route (see _canonical_of).
-    route = getattr(request.match_info, 'route', None)
-    canonical = _canonical_of.get(route, _MISSING)
-    if canonical is _MISSING:
-        canonical = _remember_canonical(route)
-    # Positional (cheaper than keywords, once per request), in begin_request_for's order: method,
-    # url, host, path, trace header, user agent, client ip, X-Forwarded-For, route.
-    return begin_request_for(
-        xray_recorder,
-        request.method,
-        '%s://%s%s' % (request.scheme, authority, raw_path) if authority else raw_path,
-        host,
-        # Decoding only ever changes %-escapes: without one the decoded path is the raw path.
-        raw_path if '%' not in raw_path else request.path,
-        get(_XRAY_HEADER),
-        get(hdrs.USER_AGENT),
-        # The real peer (or what a trusted proxy middleware set through request.clone(remote=...)),
-        # never a client-supplied header.
-        request.remote,
-        get(hdrs.X_FORWARDED_FOR),
-        canonical,
-        None,  # name: the service's, or dynamic naming's
-        False,  # urls_as_annotation
-        True,  # defer: the Segment object is built only if the handler asks for it
-    )
 
 
 def _local_authority(request: web.Request) -> Optional[str]:
