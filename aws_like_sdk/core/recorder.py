@@ -284,14 +284,7 @@ class AWSXRayRecorder:
         if segment is not None:
             return segment
         emitter.send_entity(pending)
-        # What _clear_sent_context does, without the method call (dearer than the rest of it here);
-        # deferring requires that method to be this class's own.
-        context = self._fast_context
-        var = context._fast if context is not None else None
-        if var is not None:
-            var.set(())
-        else:
-            self.clear_trace_entities()
+        self._clear_sent_context()
         return None
 
     def _populate_runtime_context(self, segment: Segment, sampling_decision: Any) -> None:
