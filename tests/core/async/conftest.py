@@ -40,9 +40,13 @@ def children_fixture():
 
 
 @pytest.fixture
-def collect(udp_sink):
-    """``collect(n)``: wait for at least ``n`` documents, let stragglers arrive, return Trees."""
+def collect(udp_sink, recorder):
+    """``collect(n)``: wait for at least ``n`` documents, flush the recorder's emitter, let stragglers
+    arrive, return Trees."""
     def _collect(count: int = 1, timeout: float = 5.0) -> Trees:
         udp_sink.wait_for(count, timeout)
+        # After a burst the last partial batch may wait for the background sender's next look (up to
+        # 0.2 s while traffic lasted), longer than the quiet spell below: hand it over now.
+        assert recorder.emitter.flush(timeout)
         return Trees(udp_sink.settle(quiet=0.1, timeout=timeout))
     return _collect
