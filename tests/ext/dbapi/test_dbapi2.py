@@ -143,6 +143,7 @@ def test_no_segment_unsampled_and_suppressed_calls_are_untraced(xray, udp_sink, 
     with xray.in_segment('suppressed'):
         with suppress_tracing():
             conn.cursor().execute('select 3')
+    udp_sink.wait_for(1)  # the background sender may send it after the quiet spell below
     docs = udp_sink.settle(quiet=0.1)
     assert [d['name'] for d in docs] == ['suppressed'] and 'subsegments' not in docs[0]
     assert 'cannot find the current segment' not in caplog_sdk.text
