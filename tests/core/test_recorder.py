@@ -73,6 +73,7 @@ def test_sampling_decisions(recorder, udp_sink):
     recorder.end_segment()
     assert isinstance(recorder.begin_segment('svc', sampling=0), DummySegment)
     recorder.end_segment()
+    udp_sink.wait_for(2)  # the background sender may send them after the quiet spell below
     docs = udp_sink.settle(quiet=0.1)
     assert len(docs) == 2
 
