@@ -8,16 +8,16 @@ and callers fall back to ``sendto``.
 """
 import array
 import ctypes
-import ctypes.util
 import errno
 import itertools
 import logging
 import select
 import socket
 import struct
-import sys
 import time
 from typing import Callable, List, Optional, Sequence, Tuple
+
+from .libc import libc_function
 
 log = logging.getLogger(__name__)
 
@@ -72,16 +72,7 @@ _MESSAGE_SIZE = ctypes.sizeof(_MMsgHeader)
 
 
 def _load_sendmmsg() -> Optional[Callable]:
-    if not sys.platform.startswith('linux'):
-        return None
-    try:
-        libc = ctypes.CDLL(ctypes.util.find_library('c') or 'libc.so.6', use_errno=True)
-        function = libc.sendmmsg
-    except (OSError, AttributeError):
-        return None
-    function.argtypes = [ctypes.c_int, ctypes.c_void_p, ctypes.c_uint, ctypes.c_int]
-    function.restype = ctypes.c_int
-    return function
+    return libc_function('sendmmsg', [ctypes.c_int, ctypes.c_void_p, ctypes.c_uint, ctypes.c_int])
 
 
 _sendmmsg: Optional[Callable] = None

@@ -20,7 +20,6 @@ referenced by this module.
 import array
 import collections
 import ctypes
-import ctypes.util
 import errno
 import itertools
 import logging
@@ -31,6 +30,8 @@ import sys
 import threading
 import time
 from typing import Any, Deque, List, Optional, Set, Tuple
+
+from .libc import libc_function
 
 log = logging.getLogger(__name__)
 
@@ -102,17 +103,11 @@ def keep_unfinished_forever() -> None:
 
 
 def _load() -> Any:
-    if not sys.platform.startswith('linux') or ctypes.sizeof(ctypes.c_void_p) != 8:
+    if ctypes.sizeof(ctypes.c_void_p) != 8:
         return None
-    try:
-        libc = ctypes.CDLL(ctypes.util.find_library('c') or 'libc.so.6', use_errno=True)
-        libc.gnu_get_libc_version  # glibc only: the layout above is glibc's  # noqa: B018
-        function = libc.lio_listio
-    except (OSError, AttributeError):
-        return None
-    function.argtypes = [ctypes.c_int, ctypes.c_void_p, ctypes.c_int, ctypes.c_void_p]
-    function.restype = ctypes.c_int
-    return function
+    # glibc only: the layout above is glibc's.
+    return libc_function('lio_listio', [ctypes.c_int, ctypes.c_void_p, ctypes.c_int, ctypes.c_void_p],
+                         glibc_only=True)
 
 
 def available() -> bool:
