@@ -349,11 +349,10 @@ def begin_request_for(recorder: Any, method: str, url: str, host: Optional[str] 
                     {'request': _request_fields(method, url, user_agent, client_ip, x_forwarded_for)},
                     {ROUTE_ANNOTATION: route} if route else None, trace_header)
                 if pending is not None:
-                    # The response header as prepare_response_header writes it when the caller did not
-                    # ask for the decision (Sampled=?), without the call.
+                    # Directly, not through _response_header's guard: a pending segment always has its
+                    # trace id, so the header cannot fail here.
                     return RequestTrace(recorder, pending, trace_header, False, False,
-                                        'Root=' + pending.trace_id if trace_header.sampled != '?'
-                                        else _response_header(trace_header, pending), route)
+                                        prepare_response_header(trace_header, pending), route)
             # Positional: keyword arguments cost more than the call itself here.
             entity = recorder.begin_segment(name, trace_header.root, trace_header.parent, decision)
         if entity is None:
