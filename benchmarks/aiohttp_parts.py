@@ -6,9 +6,10 @@ machine. So this script measures in one process and one event loop: a single app
 runs a different variant in each round, rounds interleaved, best round per variant. The figure printed
 is a variant's cost over a pass-through middleware:
 
-    read      the request fields the adapter reads (the helper call replaced by a no-op)
+    read      the request and response fields the adapter reads (the helper returns an inert handle)
     segment   begin_segment and end_segment_by_handle alone (no request fields), nothing sent
-    begin     read, then the request helper's begin (fields, segment, handle); context cleared after
+    begin     read, then the request helper's begin (fields, segment, handle); the handle is never
+              finished, the context is cleared after
     record    the whole middleware, with emission a no-op
     encode    the same, and the document built and encoded, then dropped
     send      the same, and handed to the real background sender (waited for at each round's end)
@@ -36,8 +37,11 @@ from aiohttp_bench import MALLOC_PINS, Connection, _time_requests  # noqa: E402 
 VARIANTS = ('pass', 'read', 'segment', 'begin', 'record', 'encode', 'send', 'minimal', 'model')
 
 
-def _no_helper(*fields: Any) -> None:
-    """Stands in for the request helper in the 'read' rounds: the adapter reads, nothing else runs."""
+def _inert_handle(recorder: Any) -> Any:
+    """A handle with nothing behind it: finishing it does nothing (as after a failed begin)."""
+    from aws_like_sdk.core.models.trace_header import NO_TRACE_HEADER
+    from aws_like_sdk.ext._http import RequestTrace
+    return RequestTrace(recorder, None, NO_TRACE_HEADER, False, False)
 
 
 class _SwitchingEmitter:
@@ -146,10 +150,16 @@ async def _run(requests: int, rounds: int) -> Dict[str, float]:
                             daemon_address='127.0.0.1:%d' % sink.getsockname()[1])
     xray_recorder.configure(emitter=_SwitchingEmitter(xray_recorder.emitter, variant))
     real_begin = adapter.begin_request_for
+    inert = _inert_handle(xray_recorder)
 
-    async def read(request: web.Request, handler: Callable) -> web.StreamResponse:
-        adapter._begin(request)  # in this variant's rounds the helper call is a no-op (see select)
-        return await handler(request)
+    def no_helper(*fields: Any) -> Any:
+        """The request helper in the 'read' rounds: the adapter reads request and response, nothing else."""
+        return inert
+
+    def begin_only(*fields: Any) -> Any:
+        """The request helper in the 'begin' rounds: the segment is begun, and its handle never finished."""
+        real_begin(*fields)
+        return inert
 
     async def segment(request: web.Request, handler: Callable) -> web.StreamResponse:
         entity = xray_recorder.begin_segment('bench', None, None, 1)
@@ -158,8 +168,7 @@ async def _run(requests: int, rounds: int) -> Dict[str, float]:
         return response
 
     async def begin(request: web.Request, handler: Callable) -> web.StreamResponse:
-        adapter._begin(request)
-        response = await handler(request)
+        response = await adapter.middleware(request, handler)
         xray_recorder.clear_trace_entities()  # what ending the segment does to the context
         return response
 
@@ -169,7 +178,7 @@ async def _run(requests: int, rounds: int) -> Dict[str, float]:
     minimal, model = reference_variants(xray_recorder, xray_recorder.emitter._real, adapter._XRAY_HEADER)
 
     # Every variant is called the same way, one coroutine below the dispatching middleware.
-    parts = {'pass': passthrough, 'read': read, 'segment': segment, 'begin': begin,
+    parts = {'pass': passthrough, 'read': adapter.middleware, 'segment': segment, 'begin': begin,
              'record': adapter.middleware, 'encode': adapter.middleware, 'send': adapter.middleware,
              'minimal': minimal, 'model': model}
 
@@ -190,7 +199,7 @@ async def _run(requests: int, rounds: int) -> Dict[str, float]:
     samples: Dict[str, List[float]] = {name: [] for name in VARIANTS}
     def select(name: str) -> None:
         variant[0] = name
-        adapter.begin_request_for = _no_helper if name == 'read' else real_begin
+        adapter.begin_request_for = {'read': no_helper, 'begin': begin_only}.get(name, real_begin)
 
     try:
         for name in VARIANTS:
