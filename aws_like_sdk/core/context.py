@@ -14,6 +14,7 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 from .. import global_sdk_config
 from .exceptions.exceptions import AlreadyEndedException, SegmentNotFoundException
 from .models.pending_segment import PendingSegment
+from .utils.own_methods import own_methods, uses_own_methods
 
 log = logging.getLogger(__name__)
 
@@ -184,10 +185,9 @@ class Context:
         self._refresh_fast()
 
     def _refresh_fast(self) -> None:
-        cls = type(self)
-        plain = (all(getattr(cls, name) is getattr(Context, name) for name in _HOT_METHODS)
-                 and _HOT_METHODS.isdisjoint(self.__dict__))
-        object.__setattr__(self, '_fast', self.__dict__.get('_entities') if plain else None)
+        # (Never through self.__dict__: see utils/own_methods.py.)
+        plain = uses_own_methods(self, _OWN_HOT_METHODS)
+        object.__setattr__(self, '_fast', getattr(self, '_entities', None) if plain else None)
 
     def __setattr__(self, name: str, value: Any) -> None:
         object.__setattr__(self, name, value)
@@ -321,3 +321,7 @@ class Context:
                         value, self._context_missing, ', '.join(SUPPORTED_CONTEXT_MISSING))
             return
         self._context_missing = value
+
+
+# Context's own stack methods, before anyone patches the class (see Context._refresh_fast).
+_OWN_HOT_METHODS = own_methods(Context, _HOT_METHODS)

@@ -23,6 +23,7 @@ from .models.pending_segment import PendingSegment
 from .models.segment import Segment, SegmentContextManager
 from .models.subsegment import Subsegment, SubsegmentContextManager
 from .streaming.default_streaming import DefaultStreaming
+from .utils.own_methods import own_methods, uses_own_methods
 
 # Recorder methods whose work the hot path does inline while they are AWSXRayRecorder's own.
 _HOT_METHODS = ('record_subsegment', 'begin_subsegment', 'end_subsegment_by_handle', '_after_subsegment_closed',
@@ -93,17 +94,11 @@ class AWSXRayRecorder:
             self._refresh_fast_path()
 
     def _refresh_fast_path(self) -> None:
-        context = self.__dict__.get('_context')
-        cls = type(self)
-
-        def own(names: tuple) -> bool:
-            # AWSXRayRecorder's methods: not overridden by a subclass, not replaced on the instance.
-            return (all(getattr(cls, name) is getattr(AWSXRayRecorder, name) for name in names)
-                    and not any(name in self.__dict__ for name in names))
-
-        plain = isinstance(context, Context) and own(_HOT_METHODS)
+        # (Never through self.__dict__: see utils/own_methods.py.)
+        context = getattr(self, '_context', None)
+        plain = isinstance(context, Context) and uses_own_methods(self, _OWN_HOT_METHODS)
         object.__setattr__(self, '_fast_context', context if plain else None)
-        deferrable = plain and own(_DEFERRAL_METHODS)
+        deferrable = plain and uses_own_methods(self, _OWN_DEFERRAL_METHODS)
         object.__setattr__(self, '_deferral_context', context if deferrable else None)
 
     # -- configuration ---------------------------------------------------------------------------
@@ -599,3 +594,8 @@ class AWSXRayRecorder:
     @stream_sql.setter
     def stream_sql(self, value: bool) -> None:
         self._stream_sql = value
+
+
+# The recorder's own methods, before anyone patches the class (see _refresh_fast_path).
+_OWN_HOT_METHODS = own_methods(AWSXRayRecorder, _HOT_METHODS)
+_OWN_DEFERRAL_METHODS = own_methods(AWSXRayRecorder, _DEFERRAL_METHODS)

@@ -229,18 +229,24 @@ class UDPEmitter:
         the subclass declares ``accepts_documents = True`` itself. Assigning a bool on an instance
         overrides it.
         """
-        own = self.__dict__
-        if '_accepts_documents' in own:
-            return own['_accepts_documents']
-        if type(self).send_entity is not _OWN_SEND_ENTITY:
+        override = self._accepts_documents
+        if override is not None:
+            return override
+        # What uses_own_methods checks, for one method and without its loop (this runs per request): a
+        # subclass's or mixin's send_entity, or one patched on the class or the instance, is not ours;
+        # the original bound method assigned back (how monkeypatch restores) is.
+        send = self.send_entity
+        try:
+            return send.__func__ is _OWN_SEND_ENTITY and send.__self__ is self
+        except AttributeError:  # not a bound method: a mock, a plain function, a partial
             return False
-        replaced = own.get('send_entity')
-        # (Restoring a patch by assignment leaves the original bound method in the instance.)
-        return replaced is None or getattr(replaced, '__func__', None) is _OWN_SEND_ENTITY
 
     @accepts_documents.setter
     def accepts_documents(self, value: bool) -> None:
-        self.__dict__['_accepts_documents'] = bool(value)
+        self._accepts_documents = bool(value)
+
+    # Set by assigning accepts_documents on an instance: then it says, whatever send_entity is.
+    _accepts_documents: Optional[bool] = None
 
     def __init__(self, daemon_address: str = DEFAULT_DAEMON_ADDRESS, background: Optional[bool] = None,
                  max_queue: int = DEFAULT_MAX_QUEUE) -> None:
