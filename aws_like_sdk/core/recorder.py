@@ -95,7 +95,10 @@ class AWSXRayRecorder:
 
     def _refresh_fast_path(self) -> None:
         # (Never through self.__dict__: see utils/own_methods.py.)
+        from .lambda_launcher import LambdaContext
         context = getattr(self, '_context', None)
+        # Read by the request helper once per request (an isinstance there costs more than the rest of its checks).
+        object.__setattr__(self, '_context_is_lambda', isinstance(context, LambdaContext))
         plain = isinstance(context, Context) and uses_own_methods(self, _OWN_HOT_METHODS)
         object.__setattr__(self, '_fast_context', context if plain else None)
         deferrable = plain and uses_own_methods(self, _OWN_DEFERRAL_METHODS)

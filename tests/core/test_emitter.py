@@ -76,6 +76,19 @@ def test_to_datagrams_pieces_each_fit():
     assert len(children) == 100 and all(c['parent_id'] == 'a' * 16 for c in children)
 
 
+def test_to_datagrams_never_changes_the_document_it_splits_or_shrinks():
+    # UDPEmitter hands it a deferred request's own document (no copy), which a late reader still reads.
+    doc = {'id': 'a' * 16, 'name': 'n' * 300, 'trace_id': '1-00000001-' + 'b' * 24, 'start_time': 1, 'end_time': 2,
+           'metadata': {'default': {'blob': 'y' * 70000}}, 'http': {'request': {'url': 'http://x/'}},
+           'subsegments': [{'id': '%016x' % i, 'name': 's', 'start_time': 1, 'end_time': 2,
+                            'metadata': {'default': {'v': 'z' * 3000}}} for i in range(30)]}
+    before = json.dumps(doc, sort_keys=True)
+    pieces = to_datagrams(doc)
+    assert len(pieces) > 1 and all(len(p) <= MAX_DATAGRAM_BYTES for p in pieces)
+    assert TRUNCATED_KEY in json.loads(pieces[-1].partition(b'\n')[2])['metadata']['default']
+    assert json.dumps(doc, sort_keys=True) == before
+
+
 def test_encode_document_survives_cycles_nan_and_surrogates():
     cyclic = {}
     cyclic['me'] = cyclic

@@ -150,7 +150,10 @@ def _split(doc: Dict[str, Any], limit: int, out: List[bytes]) -> None:
 
 
 def to_datagrams(doc: Dict[str, Any], limit: int = MAX_DATAGRAM_BYTES) -> List[bytes]:
-    """Return one or more ``header\\nbody`` payloads, each at most ``limit`` bytes, covering ``doc``."""
+    """Return one or more ``header\\nbody`` payloads, each at most ``limit`` bytes, covering ``doc``.
+
+    ``doc`` itself is never changed: splitting and shrinking work on copies.
+    """
     try:
         data = _encode_fast(doc)
     except Exception:  # noqa: BLE001 - the defensive path copes with anything
@@ -158,5 +161,6 @@ def to_datagrams(doc: Dict[str, Any], limit: int = MAX_DATAGRAM_BYTES) -> List[b
     if len(data) + _HEADER_LENGTH <= limit:
         return [HEADER_BYTES + data]
     out: List[bytes] = []
-    _split(doc, limit, out)
+    # _split pops the subsegments and _shrink the bulky fields: of a copy (children are copied as split).
+    _split(dict(doc), limit, out)
     return out

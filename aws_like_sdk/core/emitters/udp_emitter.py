@@ -14,6 +14,7 @@ from typing import Optional, Tuple
 
 from ..daemon_config import DEFAULT_ADDRESS, DaemonConfig
 from ..exceptions.exceptions import InvalidDaemonAddressException
+from ..models.pending_segment import PendingSegment
 from . import multisend, posix_aio
 from .encoding import PROTOCOL_DELIMITER, PROTOCOL_HEADER, to_datagrams  # noqa: F401 - re-exported
 
@@ -325,7 +326,9 @@ class UDPEmitter:
     def send_entity(self, entity) -> None:
         """Serialise ``entity`` and send (or queue) its datagrams; never raises."""
         try:
-            payloads = to_datagrams(entity.to_dict())
+            # A deferred request's document as it stands: to_datagrams never changes what it is given,
+            # so the copy to_dict makes for other emitters is not needed here.
+            payloads = to_datagrams(entity.document if entity.__class__ is PendingSegment else entity.to_dict())
         except Exception:  # noqa: BLE001 - a bad entity must never break the application
             log.exception('Failed to serialise entity %r; dropped.', getattr(entity, 'name', None))
             self.dropped += 1
