@@ -14,7 +14,7 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 from .. import global_sdk_config
 from .exceptions.exceptions import AlreadyEndedException, SegmentNotFoundException
 from .models.pending_segment import PendingSegment
-from .utils.own_methods import own_methods, uses_own_methods
+from .utils.own_methods import own_methods, stored_value, uses_own_methods
 
 log = logging.getLogger(__name__)
 
@@ -187,7 +187,7 @@ class Context:
     def _refresh_fast(self) -> None:
         # (Never through self.__dict__: see utils/own_methods.py.)
         plain = uses_own_methods(self, _OWN_HOT_METHODS)
-        object.__setattr__(self, '_fast', getattr(self, '_entities', None) if plain else None)
+        object.__setattr__(self, '_fast', stored_value(self, '_entities') if plain else None)
 
     def __setattr__(self, name: str, value: Any) -> None:
         object.__setattr__(self, name, value)

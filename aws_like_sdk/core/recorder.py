@@ -23,7 +23,7 @@ from .models.pending_segment import PendingSegment
 from .models.segment import Segment, SegmentContextManager
 from .models.subsegment import Subsegment, SubsegmentContextManager
 from .streaming.default_streaming import DefaultStreaming
-from .utils.own_methods import own_methods, uses_own_methods
+from .utils.own_methods import own_methods, stored_value, uses_own_methods
 
 # Recorder methods whose work the hot path does inline while they are AWSXRayRecorder's own.
 _HOT_METHODS = ('record_subsegment', 'begin_subsegment', 'end_subsegment_by_handle', '_after_subsegment_closed',
@@ -64,6 +64,9 @@ class AWSXRayRecorder:
     #: ``_fast_context``, when also none of ``_DEFERRAL_METHODS`` is customised: request segments may
     #: then be deferred (:meth:`begin_deferred_segment`).
     _deferral_context: Optional[Context] = None
+    #: Whether the context is Lambda's, kept up to date by ``_refresh_fast_path``; None when unknown (a
+    #: subclass that sets attributes its own way, or computes its context), and the helper then asks.
+    _context_is_lambda: Optional[bool] = None
 
     def __init__(self) -> None:
         from .lambda_launcher import check_in_lambda
@@ -96,9 +99,10 @@ class AWSXRayRecorder:
     def _refresh_fast_path(self) -> None:
         # (Never through self.__dict__: see utils/own_methods.py.)
         from .lambda_launcher import LambdaContext
-        context = getattr(self, '_context', None)
-        # Read by the request helper once per request (an isinstance there costs more than the rest of its checks).
-        object.__setattr__(self, '_context_is_lambda', isinstance(context, LambdaContext))
+        context = stored_value(self, '_context')
+        # Read by the request helper once per request (an isinstance there costs more than the rest of
+        # its checks); None, for "ask the context", when the context is computed (a subclass's property).
+        object.__setattr__(self, '_context_is_lambda', isinstance(context, LambdaContext) if context is not None else None)
         plain = isinstance(context, Context) and uses_own_methods(self, _OWN_HOT_METHODS)
         object.__setattr__(self, '_fast_context', context if plain else None)
         deferrable = plain and uses_own_methods(self, _OWN_DEFERRAL_METHODS)

@@ -15,6 +15,7 @@ import traceback
 from dataclasses import dataclass
 from typing import Any, Dict, Optional
 
+from ..core.lambda_launcher import LambdaContext
 from ..core.models import http
 from ..core.models.pending_segment import PendingSegment
 from ..core.models.trace_header import NO_TRACE_HEADER, TraceHeader
@@ -330,6 +331,8 @@ def begin_request_for(recorder: Any, method: str, url: str, host: Optional[str] 
             dynamic_naming = recorder._dynamic_naming
             name = dynamic_naming.get_name(_host_without_port(host)) if dynamic_naming else recorder._service
         in_lambda = recorder._context_is_lambda
+        if in_lambda is None:  # a recorder that does not keep the flag: ask its context
+            in_lambda = isinstance(recorder._context, LambdaContext)
         if in_lambda:
             # In Lambda the function's facade segment is the root; the request is a subsegment of it.
             entity = recorder.begin_subsegment(name or 'request')

@@ -15,6 +15,8 @@ import pytest
 from aws_like_sdk.core.context import Context
 from aws_like_sdk.core.emitters.udp_emitter import UDPEmitter
 from aws_like_sdk.core.models.pending_segment import PendingSegment
+from aws_like_sdk.core.models.segment import Segment
+from aws_like_sdk.core.recorder import AWSXRayRecorder
 from aws_like_sdk.core.utils.own_methods import own_methods, uses_own_methods
 from aws_like_sdk.ext._http import begin_request_for
 
@@ -84,3 +86,83 @@ def test_a_traced_request_leaves_recorder_context_and_emitter_on_the_fast_attrib
     recorder.configure(context=Context())  # the override checks run again
     for obj, attribute in ((recorder, '_context'), (recorder._context, '_entities'), (recorder.emitter, '_queue')):
         assert not _has_materialized_dict(obj, attribute), type(obj).__name__
+
+
+def test_wrapt_wrappers_count_as_overrides(recorder, udp_sink):
+    # wrapt's bound wrapper passes __func__ and __self__ through: it must still be called.
+    import wrapt
+
+    calls = []
+
+    def audit(wrapped, instance, args, kwargs):
+        calls.append(wrapped.__name__)
+        return wrapped(*args, **kwargs)
+
+    class Audited(AWSXRayRecorder):
+        pass
+
+    wrapt.wrap_function_wrapper(Audited, 'begin_segment', audit)
+    audited = Audited()
+    audited.configure(sampling=False, context=Context(), daemon_address=udp_sink.address, service='svc')
+    trace = begin_request_for(audited, 'GET', 'http://example.com/', 'example.com', '/', None, None, None, None,
+                              '/', None, False, True)
+    assert trace.entity.__class__ is Segment and calls == ['begin_segment']
+    trace.finish(200, 2)
+
+    received = []
+
+    def inspect(wrapped, instance, args, kwargs):
+        received.append(args[0].__class__)
+        return wrapped(*args, **kwargs)
+
+    class InspectedEmitter(UDPEmitter):
+        pass
+
+    wrapt.wrap_function_wrapper(InspectedEmitter, 'send_entity', inspect)
+    emitter = InspectedEmitter(udp_sink.address)
+    assert emitter.accepts_documents is False
+    recorder.configure(emitter=emitter)
+    trace = begin_request_for(recorder, 'GET', 'http://example.com/', 'example.com', '/', None, None, None, None,
+                              '/', None, False, True)
+    trace.finish(200, 2)
+    assert received == [Segment]
+    assert len(udp_sink.wait_for(2)) == 2
+
+
+def test_a_recorder_that_sets_attributes_its_own_way_is_still_traced(udp_sink):
+    class Plain(AWSXRayRecorder):
+        def __setattr__(self, name, value):  # never runs the recorder's bookkeeping
+            object.__setattr__(self, name, value)
+
+    plain = Plain()
+    plain.configure(sampling=False, context=Context(), daemon_address=udp_sink.address, service='svc')
+    trace = begin_request_for(plain, 'GET', 'http://example.com/', 'example.com', '/', None, None, None, None,
+                              '/', None, False, True)
+    assert trace.entity.__class__ is Segment  # the slow path, and traced
+    trace.finish(200, 2)
+    assert udp_sink.wait_for(1)[0]['http']['response']['status'] == 200
+
+
+def test_a_computed_context_is_asked_each_time_not_kept(udp_sink):
+    tenants = {'a': Context(), 'b': Context()}
+    current = ['a']
+
+    class Routed(AWSXRayRecorder):
+        """The context is chosen per call (per tenant here) by a property over _context."""
+
+        @property
+        def _context(self):
+            return tenants[current[0]]
+
+        @_context.setter
+        def _context(self, value):
+            tenants[current[0]] = value
+
+    routed = Routed()
+    routed.configure(service='svc', sampling=False, daemon_address=udp_sink.address)
+    assert routed._fast_context is None
+    current[0] = 'b'
+    segment = routed.begin_segment('s')
+    assert tenants['b'].get_trace_entity() is segment and tenants['a'].get_trace_entity() is None
+    routed.end_segment()
+    assert udp_sink.wait_for(1)[0]['name'] == 's'

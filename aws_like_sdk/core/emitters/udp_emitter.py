@@ -10,6 +10,7 @@ import socket
 import threading
 import time
 import weakref
+from types import MethodType
 from typing import Optional, Tuple
 
 from ..daemon_config import DEFAULT_ADDRESS, DaemonConfig
@@ -237,10 +238,8 @@ class UDPEmitter:
         # subclass's or mixin's send_entity, or one patched on the class or the instance, is not ours;
         # the original bound method assigned back (how monkeypatch restores) is.
         send = self.send_entity
-        try:
-            return send.__func__ is _OWN_SEND_ENTITY and send.__self__ is self
-        except AttributeError:  # not a bound method: a mock, a plain function, a partial
-            return False
+        # type(), not isinstance: a wrapt proxy claims to be a MethodType through __class__.
+        return type(send) is MethodType and send.__func__ is _OWN_SEND_ENTITY and send.__self__ is self
 
     @accepts_documents.setter
     def accepts_documents(self, value: bool) -> None:
