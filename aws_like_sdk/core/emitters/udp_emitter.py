@@ -10,12 +10,12 @@ import socket
 import threading
 import time
 import weakref
-from types import MethodType
 from typing import Optional, Tuple
 
 from ..daemon_config import DEFAULT_ADDRESS, DaemonConfig
 from ..exceptions.exceptions import InvalidDaemonAddressException
 from ..models.pending_segment import PendingSegment
+from ..utils.own_methods import is_bound_original
 from . import multisend, posix_aio
 from .encoding import PROTOCOL_DELIMITER, PROTOCOL_HEADER, to_datagrams  # noqa: F401 - re-exported
 
@@ -234,12 +234,9 @@ class UDPEmitter:
         override = self._accepts_documents
         if override is not None:
             return override
-        # What uses_own_methods checks, for one method and without its loop (this runs per request): a
-        # subclass's or mixin's send_entity, or one patched on the class or the instance, is not ours;
-        # the original bound method assigned back (how monkeypatch restores) is.
-        send = self.send_entity
-        # type(), not isinstance: a wrapt proxy claims to be a MethodType through __class__.
-        return type(send) is MethodType and send.__func__ is _OWN_SEND_ENTITY and send.__self__ is self
+        # A subclass's or mixin's send_entity, or one patched or wrapped on the class or the instance,
+        # is not ours; the original bound method assigned back (how monkeypatch restores) is.
+        return is_bound_original(self.send_entity, _OWN_SEND_ENTITY, self)
 
     @accepts_documents.setter
     def accepts_documents(self, value: bool) -> None:

@@ -29,11 +29,15 @@ def uses_own_methods(obj: Any, originals: Dict[str, Any]) -> bool:
     ``monkeypatch.undo`` does) counts as the method itself.
     """
     for name, function in originals.items():
-        bound = getattr(obj, name, None)
-        # type(), not isinstance: a wrapt proxy claims to be a MethodType through __class__.
-        if type(bound) is not MethodType or bound.__func__ is not function or bound.__self__ is not obj:
+        if not is_bound_original(getattr(obj, name, None), function, obj):
             return False
     return True
+
+
+def is_bound_original(bound: Any, function: Any, obj: Any) -> bool:
+    """True when ``bound`` (what ``obj.<name>`` gave) is ``function`` bound to ``obj`` and nothing else."""
+    # type(), not isinstance: a wrapt proxy claims to be a MethodType through __class__.
+    return type(bound) is MethodType and bound.__func__ is function and bound.__self__ is obj
 
 
 def stored_value(obj: Any, name: str) -> Any:
