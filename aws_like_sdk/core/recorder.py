@@ -19,6 +19,7 @@ from .emitters.udp_emitter import UDPEmitter
 from .exceptions.exceptions import SegmentNameMissingException
 from .models.default_dynamic_naming import DefaultDynamicNaming
 from .models.dummy_entities import DummySegment, DummySubsegment
+from .lambda_launcher import LambdaContext, check_in_lambda
 from .models.pending_segment import PendingSegment
 from .models.segment import Segment, SegmentContextManager
 from .models.subsegment import Subsegment, SubsegmentContextManager
@@ -69,7 +70,6 @@ class AWSXRayRecorder:
     _context_is_lambda: Optional[bool] = None
 
     def __init__(self) -> None:
-        from .lambda_launcher import check_in_lambda
         lambda_context = check_in_lambda()
         self._in_lambda = lambda_context is not None
         self._context = lambda_context if lambda_context is not None else Context()
@@ -98,11 +98,11 @@ class AWSXRayRecorder:
 
     def _refresh_fast_path(self) -> None:
         # (Never through self.__dict__: see utils/own_methods.py.)
-        from .lambda_launcher import LambdaContext
         context = stored_value(self, '_context')
         # Read by the request helper once per request (an isinstance there costs more than the rest of
         # its checks); None, for "ask the context", when the context is computed (a subclass's property).
-        object.__setattr__(self, '_context_is_lambda', isinstance(context, LambdaContext) if context is not None else None)
+        is_lambda = isinstance(context, LambdaContext) if context is not None else None
+        object.__setattr__(self, '_context_is_lambda', is_lambda)
         plain = isinstance(context, Context) and uses_own_methods(self, _OWN_HOT_METHODS)
         object.__setattr__(self, '_fast_context', context if plain else None)
         deferrable = plain and uses_own_methods(self, _OWN_DEFERRAL_METHODS)

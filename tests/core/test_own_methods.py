@@ -34,6 +34,12 @@ class Greeter:
 _OWN = own_methods(Greeter, ('hello', 'bye'))
 
 
+def _begin_deferred(recorder):
+    # The request helper as the aiohttp middleware calls it (defer=True).
+    return begin_request_for(recorder, 'GET', 'http://example.com/', 'example.com', '/', None, 'agent/1',
+                             '10.1.2.3', None, '/', None, False, True)
+
+
 def test_own_methods_are_recognised_until_overridden_or_replaced():
     assert uses_own_methods(Greeter(), _OWN)
 
@@ -77,8 +83,7 @@ def test_a_traced_request_leaves_recorder_context_and_emitter_on_the_fast_attrib
     probe.__dict__
     assert _has_materialized_dict(probe, 'marker')  # the probe can tell
 
-    trace = begin_request_for(recorder, 'GET', 'http://example.com/', 'example.com', '/', None, 'agent/1',
-                              '10.1.2.3', None, '/', None, False, True)
+    trace = _begin_deferred(recorder)
     assert trace.entity.__class__ is PendingSegment
     assert recorder.emitter.accepts_documents is True
     trace.finish(200, 2)
@@ -104,8 +109,7 @@ def test_wrapt_wrappers_count_as_overrides(recorder, udp_sink):
     wrapt.wrap_function_wrapper(Audited, 'begin_segment', audit)
     audited = Audited()
     audited.configure(sampling=False, context=Context(), daemon_address=udp_sink.address, service='svc')
-    trace = begin_request_for(audited, 'GET', 'http://example.com/', 'example.com', '/', None, None, None, None,
-                              '/', None, False, True)
+    trace = _begin_deferred(audited)
     assert trace.entity.__class__ is Segment and calls == ['begin_segment']
     trace.finish(200, 2)
 
@@ -122,8 +126,7 @@ def test_wrapt_wrappers_count_as_overrides(recorder, udp_sink):
     emitter = InspectedEmitter(udp_sink.address)
     assert emitter.accepts_documents is False
     recorder.configure(emitter=emitter)
-    trace = begin_request_for(recorder, 'GET', 'http://example.com/', 'example.com', '/', None, None, None, None,
-                              '/', None, False, True)
+    trace = _begin_deferred(recorder)
     trace.finish(200, 2)
     assert received == [Segment]
     assert len(udp_sink.wait_for(2)) == 2
@@ -136,8 +139,7 @@ def test_a_recorder_that_sets_attributes_its_own_way_is_still_traced(udp_sink):
 
     plain = Plain()
     plain.configure(sampling=False, context=Context(), daemon_address=udp_sink.address, service='svc')
-    trace = begin_request_for(plain, 'GET', 'http://example.com/', 'example.com', '/', None, None, None, None,
-                              '/', None, False, True)
+    trace = _begin_deferred(plain)
     assert trace.entity.__class__ is Segment  # the slow path, and traced
     trace.finish(200, 2)
     assert udp_sink.wait_for(1)[0]['http']['response']['status'] == 200
